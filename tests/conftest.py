@@ -1,0 +1,184 @@
+"""Shared fixtures for the keras_taylor tests: dtypes, tolerances, random generators, tiny models.
+
+Every model here is small enough that a test builds its own in milliseconds, and
+every weight (biases included) is drawn at random, so that the activation
+configuration is non-trivial: some units on, some off, in every rectifier layer.
+"""
+
+import contextlib
+import zlib
+
+import keras
+import numpy as np
+import pytest
+
+from keras_taylor import layers as kt_layers
+
+# The one place where tolerances live. float64 results are compared tightly; float32
+# ones carry the rounding of a few matmuls and a log-sum-exp.
+_RTOL = {"float64": 1e-6, "float32": 2e-4}
+
+
+def tolerance(dtype) -> float:
+    """The relative tolerance for results computed in `dtype`."""
+    return _RTOL[np.dtype(dtype).name]
+
+
+def assert_close(actual, desired, dtype) -> None:
+    """Elementwise `|actual − desired| ≤ rtol·|desired| + rtol·max|desired|`.
+
+    The absolute part is scaled by the largest entry of `desired`, so that entries that
+    are exactly zero in one computation and rounding noise in the other (a dead unit's
+    gradient) compare equal, while a wrong entry of typical size does not.
+    """
+    actual = np.asarray(actual, dtype=np.float64)
+    desired = np.asarray(desired, dtype=np.float64)
+    rtol = tolerance(dtype)
+    scale = float(np.max(np.abs(desired))) if desired.size else 0.0
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale + 1e-300)
+
+
+def assert_at_most(smaller, larger, dtype) -> None:
+    """`smaller ≤ larger` up to the dtype's rounding, relative to the larger operand's size."""
+    smaller = np.asarray(smaller, dtype=np.float64)
+    larger = np.asarray(larger, dtype=np.float64)
+    slack = tolerance(dtype) * max(float(np.max(np.abs(larger))), float(np.max(np.abs(smaller))))
+    excess = smaller - larger
+    assert np.all(excess <= slack), (
+        f"expected smaller <= larger; worst excess {excess.max():.3e} > slack {slack:.3e}"
+    )
+
+
+@contextlib.contextmanager
+def floatx(dtype: str):
+    """Runs the block with `keras.config.floatx()` set to `dtype`, then restores it."""
+    previous = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        yield dtype
+    finally:
+        keras.config.set_floatx(previous)
+
+
+@pytest.fixture
+def float64():
+    """Builds Keras layers in float64 for the duration of the test."""
+    with floatx("float64") as dtype:
+        yield dtype
+
+
+@pytest.fixture(params=["float64", "float32"])
+def any_float(request):
+    """The test runs once per float dtype, with Keras's floatx set accordingly."""
+    with floatx(request.param) as dtype:
+        yield dtype
+
+
+@pytest.fixture
+def rng(request):
+    """A fresh generator per test case, seeded from the case's node id (so distinct per case)."""
+    return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+# ---------------------------------------------------------------------------
+# Tiny models. Each builder returns a built model with random weights.
+
+MLP_INPUT_SHAPE = (5,)
+CONVNET_INPUT_SHAPE = (11, 11, 2)
+NUM_OUTPUTS = 3
+
+
+def _mlp_layers(rng, output_activation=None):
+    # Every form of rectifier the package knows, one per hidden layer.
+    stack = [
+        kt_layers.RectifiedDense(6, name="rectified_dense"),
+        keras.layers.Dense(7, activation="relu", name="dense_relu"),
+        keras.layers.Dense(5, name="dense_before_relu_layer"),
+        keras.layers.ReLU(name="relu_layer"),
+        keras.layers.Dense(4, name="dense_before_activation"),
+        keras.layers.Activation("relu", name="activation_relu"),
+    ]
+    if output_activation == "softmax_layer":
+        stack += [keras.layers.Dense(NUM_OUTPUTS, name="logits"), keras.layers.Softmax(name="softmax")]
+    else:
+        stack.append(keras.layers.Dense(NUM_OUTPUTS, activation=output_activation, name="logits"))
+    return stack
+
+
+def _convnet_layers(rng):
+    return [
+        keras.layers.Conv2D(3, 3, padding="valid", activation="relu", name="conv_valid"),
+        kt_layers.RectifiedConv2D(4, 3, strides=2, padding="same", name="conv_stride2_same"),
+        keras.layers.Conv2D(4, 2, dilation_rate=2, padding="same", name="conv_dilated_same"),
+        keras.layers.ReLU(name="conv_relu"),
+        keras.layers.MaxPooling2D(2, name="max_pool"),
+        keras.layers.Flatten(name="flatten"),
+        keras.layers.Dropout(0.25, seed=int(rng.integers(2**31)), name="dropout"),
+        keras.layers.Dense(6, activation="relu", name="dense_relu"),
+        keras.layers.Dense(NUM_OUTPUTS, name="logits"),
+    ]
+
+
+def _assemble(stack, input_shape, functional: bool, name: str) -> keras.Model:
+    inputs = keras.Input(input_shape, name="x")
+    if not functional:
+        return keras.Sequential([inputs, *stack], name=name)
+    outputs = inputs
+    for layer in stack:
+        outputs = layer(outputs)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def randomize_weights(model: keras.Model, rng: np.random.Generator) -> keras.Model:
+    """Draws every kernel ~ N(0, 1/fan_in) and every bias ~ N(0, 0.5²)."""
+    for layer in model.layers:
+        if getattr(layer, "kernel", None) is None:
+            continue
+        kernel_shape = tuple(layer.kernel.shape)
+        fan_in = int(np.prod(kernel_shape[:-1]))
+        layer.kernel.assign(rng.normal(0.0, 1.0 / np.sqrt(fan_in), kernel_shape))
+        if layer.bias is not None:
+            layer.bias.assign(rng.normal(0.0, 0.5, tuple(layer.bias.shape)))
+    return model
+
+
+def build_mlp(rng, functional: bool = False) -> keras.Model:
+    """Dense ReLU MLP 5 → 6 → 7 → 5 → 4 → 3 with linear outputs."""
+    model = _assemble(_mlp_layers(rng), MLP_INPUT_SHAPE, functional, "mlp")
+    return randomize_weights(model, rng)
+
+
+def build_convnet(rng, functional: bool = False) -> keras.Model:
+    """11×11×2 → valid conv → stride-2 same conv → dilated same conv → max pool → dense, 3 outputs."""
+    model = _assemble(_convnet_layers(rng), CONVNET_INPUT_SHAPE, functional, "convnet")
+    return randomize_weights(model, rng)
+
+
+def build_softmax_classifier(rng, functional: bool = False, softmax: str = "dense") -> keras.Model:
+    """The MLP ending in a softmax: inside the last Dense ("dense") or as a Softmax layer."""
+    output_activation = "softmax" if softmax == "dense" else "softmax_layer"
+    model = _assemble(_mlp_layers(rng, output_activation), MLP_INPUT_SHAPE, functional, "classifier")
+    return randomize_weights(model, rng)
+
+
+MODEL_BUILDERS = {
+    "mlp_seq": lambda rng: build_mlp(rng, functional=False),
+    "mlp_fun": lambda rng: build_mlp(rng, functional=True),
+    "convnet_seq": lambda rng: build_convnet(rng, functional=False),
+    "convnet_fun": lambda rng: build_convnet(rng, functional=True),
+    "softmax_dense_seq": lambda rng: build_softmax_classifier(rng, functional=False, softmax="dense"),
+    "softmax_layer_fun": lambda rng: build_softmax_classifier(rng, functional=True, softmax="layer"),
+}
+LOGIT_MODELS = ("mlp_seq", "mlp_fun", "convnet_seq", "convnet_fun")
+SOFTMAX_MODELS = ("softmax_dense_seq", "softmax_layer_fun")
+
+
+def random_inputs(model: keras.Model, rng: np.random.Generator, batch_size: int = 4) -> np.ndarray:
+    """A standard-normal batch `[B, *input_shape]` in the model's dtype."""
+    shape = (batch_size, *model.inputs[0].shape[1:])
+    return rng.normal(size=shape).astype(model.inputs[0].dtype)
+
+
+def weighted_layer_names(model: keras.Model) -> list[str]:
+    """Names of the layers with a kernel, in order."""
+    return [layer.name for layer in model.layers if getattr(layer, "kernel", None) is not None]
