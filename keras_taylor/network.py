@@ -208,6 +208,7 @@ class ForwardTrace:
             mask that multiplied its input.
         per_example_weights: the tiled `[B, *kernel]` / `[B, *bias]` copies used by
             the full-Jacobian route, for the layer that asked for them.
+        weight_values: per weighted layer, the `(kernel, bias)` values the pass read.
     """
 
     outputs: tf.Tensor
@@ -218,6 +219,7 @@ class ForwardTrace:
     masks: dict
     dropout_masks: dict
     per_example_weights: dict
+    weight_values: dict
 
 
 class _Walker:
@@ -233,7 +235,11 @@ class _Walker:
         self.masks = {}
         self.dropout_masks = {}
         self.per_example_weights = {}
+        self.weight_values = {}
         self.softmax_logits = {}
+        # Keeps every softmax output alive for the whole pass: `softmax_logits` is keyed
+        # by id(), and a freed tensor's id is reused by later tensors.
+        self.softmax_outputs = []
 
     def call(self, layer, *args, **kwargs):
         inputs = args[0]
@@ -260,6 +266,11 @@ class _Walker:
                 "layers are not supported."
             )
         kernel, bias = self.weights.get(layer.name, (layer.kernel, layer.bias))
+        # Read the weights once: the recorded values are W^n even when the step
+        # that runs this pass updates the variables afterwards.
+        kernel = tf.convert_to_tensor(kernel)
+        bias = None if bias is None else tf.convert_to_tensor(bias)
+        self.weight_values[layer.name] = (kernel, bias)
         if layer.name == self.per_example_layer:
             preactivation = self._per_example_affine(layer, kind, inputs, kernel, bias)
         elif kind == "dense":
@@ -315,8 +326,12 @@ class _Walker:
         return tf.nn.relu(preactivation), mask
 
     def _softmax(self, logits):
-        probabilities = tf.nn.softmax(logits, axis=-1)
+        # keras.activations.softmax (what Keras's own layers call) caches the logits on
+        # its output, so a Keras cross-entropy of these probabilities is computed from
+        # the logits, unclipped, exactly as on model(x).
+        probabilities = keras.activations.softmax(logits, axis=-1)
         self.softmax_logits[id(probabilities)] = logits
+        self.softmax_outputs.append(probabilities)
         return probabilities
 
     def _dropout(self, layer, inputs):
@@ -396,6 +411,7 @@ def forward(
         masks=walker.masks,
         dropout_masks=walker.dropout_masks,
         per_example_weights=walker.per_example_weights,
+        weight_values=walker.weight_values,
     )
 
 

@@ -1,0 +1,286 @@
+"""What one recorded training round computes, inside the training step (TensorFlow).
+
+`ForwardCapture` routes the model's own forward pass of a training step
+through `keras_taylor.network.forward` on a persistent tape, so the recorder
+sees the exact minibatch, pre-update weights W^n and dropout masks that the
+optimizer's gradient came from (the ops are the same as Keras's, so training
+is unchanged bit for bit).
+
+`round_tensors` then computes, from that one pass, what the post-hoc Taylor
+optimum needs (see `keras_taylor.taylor` for the notation):
+
+- for every round: the real loss ℓ(f_{W^n}(x^n), y^n) (the Keras loss and
+  reduction) and the batch size;
+- squared error, dense layers: per example the layer input x̃ (with a 1 for the
+  bias), the pre-activation z, q = J^T r (r = f − y, from one extra VJP) and
+  M = J^T J. For chains of dense layers M is propagated backward through the
+  masked weights (Observation 2: J_l = J_{l+1} W_{l+1}^T diag(s_l), with s_l
+  the rectifier-times-dropout multiplier), without forming J; elsewhere J comes
+  from `batch_jacobian`;
+- factored routes (cross-entropy, convolutions): the layer input and
+  J = ∂f/∂z restricted to the recorded neurons, plus f, y and the weights.
+"""
+
+import contextlib
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_taylor import network
+
+
+class ForwardCapture:
+    """Runs `model(x)` through the walker on a persistent tape while active."""
+
+    def __init__(self, model: keras.Model):
+        self.model = model
+        self.trace = None
+        self.tape = None
+
+    @contextlib.contextmanager
+    def active(self):
+        """Within the block, every call of the model is captured (the last one is kept)."""
+
+        def call(inputs, training=None, mask=None):
+            del mask
+            with tf.GradientTape(persistent=True) as tape:
+                trace = network.forward(self.model, inputs, training=bool(training))
+            self.tape, self.trace = tape, trace
+            return trace.model_outputs
+
+        self.model.call = call
+        try:
+            yield self
+        finally:
+            del self.model.call
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerPlan:
+    """What is recorded for one layer.
+
+    Attributes:
+        name: The layer.
+        kind: "dense" or "conv2d".
+        neurons: Unit indices recorded at neuron scale (possibly empty).
+        neuron_route: "gram" (sufficient statistics accumulated during training),
+            "stream" (per-example factors written each round), "factors"
+            (factored Jacobian data for a non-quadratic loss), or "skipped".
+        layer_route: Same choices, for the layer scale.
+        reasons: Why a scale was skipped or routed as it was.
+    """
+
+    name: str
+    kind: str
+    neurons: tuple
+    neuron_route: str
+    layer_route: str
+    reasons: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordingPlan:
+    """Everything `round_tensors` needs to know, fixed at the start of training.
+
+    Attributes:
+        quadratic: True for squared error (sufficient statistics exist).
+        at_logits: Linearize the logits before a final softmax.
+        layers: One `LayerPlan` per recorded layer, in model order.
+        network_route: "gram" or "skipped".
+        dense_chain: Names of the dense layers if the model is a chain of dense
+            layers with elementwise ops between them (fast M propagation), else ().
+        output_identity: Whether f = z_L (linear output or logits), so J_L = I.
+        record_gradients: Also record the loss gradient (for checks).
+    """
+
+    quadratic: bool
+    at_logits: bool
+    layers: tuple
+    network_route: str
+    dense_chain: tuple
+    output_identity: bool
+    record_gradients: bool = False
+
+    def layer(self, name: str) -> LayerPlan:
+        return next(plan for plan in self.layers if plan.name == name)
+
+
+def dense_chain(model: keras.Model) -> tuple:
+    """The dense layers of `model` if it is a chain of Dense layers joined by elementwise ops.
+
+    Such a chain has J_l = J_{l+1} W_{l+1}^T diag(s_l) between consecutive dense
+    layers, which `round_tensors` uses to propagate J^T J without forming J.
+    """
+    layers = network.model_layers(model)
+    names = []
+    previous = None
+    for layer in layers:
+        kind = network.classify_layer(layer)
+        if kind == "input":
+            continue
+        if kind == "conv2d" or (kind == "passthrough" and names):
+            return ()
+        if previous is not None and not _consumes(layer, previous):
+            return ()
+        if kind == "dense":
+            names.append(layer.name)
+        previous = layer
+    return tuple(names)
+
+
+def _consumes(layer, previous) -> bool:
+    try:
+        return layer.input is previous.output
+    except (AttributeError, ValueError):
+        return False
+
+
+def _flat(tensor):
+    return tf.reshape(tensor, [tf.shape(tensor)[0], -1])
+
+
+def _with_ones(inputs):
+    return tf.concat([inputs, tf.ones_like(inputs[:, :1])], axis=1)
+
+
+def _gather_replicas(values: dict) -> dict:
+    """Under tf.distribute, concatenates per-example tensors of all replicas (same on each)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return values
+    return {key: context.all_gather(value, axis=0) for key, value in values.items()}
+
+
+def _chain_multipliers(capture: ForwardCapture, chain: tuple) -> dict:
+    """s_l = ∂x_{l+1}/∂z_l (elementwise along a dense chain): ReLU mask times dropout keep."""
+    trace, tape = capture.trace, capture.tape
+    multipliers = {}
+    for name, next_name in zip(chain[:-1], chain[1:]):
+        multipliers[name] = tape.gradient(
+            trace.layer_inputs[next_name],
+            trace.preactivations[name],
+            output_gradients=tf.ones_like(trace.layer_inputs[next_name]),
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+    return multipliers
+
+
+def _chain_jtj(model, plan: RecordingPlan, capture: ForwardCapture, wanted: set) -> dict:
+    """M_l = J_l^T J_l `[B, u_l, u_l]` for the wanted dense-chain layers below the output.
+
+    Starts from J_L = I at the output layer (linear output or logits) and applies
+    M_l = diag(s_l) W_{l+1} M_{l+1} W_{l+1}^T diag(s_l) downward; J is never formed.
+    """
+    chain = plan.dense_chain
+    lowest = min(chain.index(name) for name in wanted)
+    multipliers = _chain_multipliers(capture, chain[lowest:])
+    jtj = {}
+    current = None
+    for index in range(len(chain) - 2, lowest - 1, -1):
+        name = chain[index]
+        kernel = capture.trace.weight_values[chain[index + 1]][0]
+        if current is None:
+            projected = tf.matmul(kernel, kernel, transpose_b=True)[None]
+        else:
+            projected = tf.einsum("ij,bjk,lk->bil", kernel, current, kernel)
+        s = multipliers[name]
+        current = projected * s[:, :, None] * s[:, None, :]
+        if name in wanted:
+            jtj[name] = current
+    return jtj
+
+
+def _input_features(model, trace, name):
+    """x̃: the layer input flattened, with a trailing 1 for the bias."""
+    inputs = _flat(trace.layer_inputs[name])
+    return inputs if model.get_layer(name).bias is None else _with_ones(inputs)
+
+
+def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCapture, y, keras_loss) -> dict:
+    """The per-round quantities of the captured step, as a flat dict of tensors.
+
+    Keys: "loss" (scalar, the Keras loss and reduction), "batch_size"; for squared
+    error "residual_sq" `[B]` and per quadratic layer `name`: "name/inputs" (x̃),
+    "name/z", "name/q" (J^T r), and "name/jtj" (J^T J, dense chain) or
+    "name/jacobian" (J, elsewhere; none for an identity output layer); for factored
+    routes "outputs", "targets" and per layer "name/inputs" (raw layer input),
+    "name/z" and "name/jacobian", restricted to the recorded neurons unless the
+    layer scale is recorded. Per-example tensors are gathered across replicas.
+    """
+    trace, tape = capture.trace, capture.tape
+    outputs = trace.outputs if plan.at_logits else trace.model_outputs
+    with tf.GradientTape() as loss_tape:
+        loss_tape.watch(trace.model_outputs)
+        loss = keras_loss(y, trace.model_outputs)
+    values = {}
+    if plan.record_gradients:
+        gradients = tape.gradient(
+            trace.model_outputs, model.trainable_weights,
+            output_gradients=loss_tape.gradient(loss, trace.model_outputs),
+        )
+        values.update({f"gradient/{index}": gradient for index, gradient in enumerate(gradients)})
+    per_example = {}
+    quadratic = [layer.name for layer in plan.layers if {layer.neuron_route, layer.layer_route} & {"gram", "stream"}]
+    factored = [layer for layer in plan.layers if "factors" in (layer.neuron_route, layer.layer_route)]
+    if plan.network_route == "gram":
+        quadratic = [layer.name for layer in network.weighted_layers(model)]
+    if plan.quadratic:
+        targets = tf.cast(tf.reshape(y, tf.shape(outputs)), outputs.dtype)
+        residual = outputs - targets
+        per_example["residual_sq"] = tf.reduce_sum(residual**2, axis=1)
+        if plan.network_route == "gram":
+            per_example["residual"] = residual
+        if quadratic:
+            q_values = tape.gradient(
+                outputs, [trace.preactivations[name] for name in quadratic], output_gradients=residual,
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            )
+            identity_output = plan.output_identity and plan.dense_chain and plan.dense_chain[-1]
+            below_output = {name for name in quadratic if name in plan.dense_chain and name != identity_output}
+            jtj = {}
+            if plan.dense_chain and plan.output_identity and below_output and plan.network_route != "gram":
+                jtj = _chain_jtj(model, plan, capture, below_output)
+            for name, q in zip(quadratic, q_values):
+                per_example[f"{name}/inputs"] = _input_features(model, trace, name)
+                per_example[f"{name}/z"] = trace.preactivations[name]
+                per_example[f"{name}/q"] = q
+                if name in jtj:
+                    per_example[f"{name}/jtj"] = jtj[name]
+                elif name != identity_output or plan.network_route == "gram":
+                    per_example[f"{name}/jacobian"] = tape.batch_jacobian(
+                        outputs, trace.preactivations[name],
+                        unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                    )
+    if factored:
+        per_example["outputs"] = outputs
+        per_example["targets"] = tf.convert_to_tensor(y)
+        for layer in factored:
+            jacobian = tape.batch_jacobian(
+                outputs, trace.preactivations[layer.name],
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            )
+            preactivation = trace.preactivations[layer.name]
+            if layer.layer_route != "factors":
+                jacobian = tf.gather(jacobian, list(layer.neurons), axis=-1)
+                preactivation = tf.gather(preactivation, list(layer.neurons), axis=-1)
+            per_example[f"{layer.name}/jacobian"] = jacobian
+            per_example[f"{layer.name}/z"] = preactivation
+            per_example[f"{layer.name}/inputs"] = trace.layer_inputs[layer.name]
+    values.update(_gather_replicas(per_example))
+    batch_size = tf.shape(outputs)[0]
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        # The global loss is the example-weighted mean of the replicas' losses.
+        local = tf.cast(batch_size, loss.dtype)
+        batch_size = context.all_reduce("sum", batch_size)
+        loss = context.all_reduce("sum", loss * local) / tf.cast(batch_size, loss.dtype)
+    values["loss"] = loss
+    values["batch_size"] = batch_size
+    return values
+
+
+def numpy_round(values: dict) -> dict:
+    """Converts the round's tensors to NumPy."""
+    return {key: np.asarray(value) for key, value in values.items()}
