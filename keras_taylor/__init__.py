@@ -2,26 +2,24 @@
 
 Balduzzi, McWilliams, Butler-Yeoman, "Neural Taylor Approximations: Convergence
 and Exploration in Rectifier Networks", ICML 2017.
+
+Names are imported on first use, so that the NumPy-only parts (run storage,
+sufficient statistics, the Taylor snapshot's algebra) load without TensorFlow.
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
-from keras_taylor import data
-from keras_taylor import errors
-from keras_taylor import jacobians
-from keras_taylor import layers
-from keras_taylor import losses
-from keras_taylor import models
-from keras_taylor import optimizers
-from keras_taylor.masks import activation_masks
-from keras_taylor.snapshot import taylor_snapshot
-from keras_taylor.taylor import LayerFactors
-from keras_taylor.taylor import TaylorSnapshot
-
-__all__ = [
-    "LayerFactors",
-    "TaylorSnapshot",
-    "activation_masks",
+_ATTRIBUTES = {
+    "LayerFactors": ("keras_taylor.taylor", "LayerFactors"),
+    "TaylorSnapshot": ("keras_taylor.taylor", "TaylorSnapshot"),
+    "activation_masks": ("keras_taylor.masks", "activation_masks"),
+    "load_run": ("keras_taylor.storage", "load_run"),
+    "taylor_snapshot": ("keras_taylor.snapshot", "taylor_snapshot"),
+}
+_SUBMODULES = (
+    "callbacks",
     "data",
     "errors",
     "jacobians",
@@ -29,5 +27,22 @@ __all__ = [
     "losses",
     "models",
     "optimizers",
-    "taylor_snapshot",
-]
+    "schedules",
+    "statistics",
+    "storage",
+)
+
+__all__ = sorted(_ATTRIBUTES) + list(_SUBMODULES)
+
+
+def __getattr__(name):
+    if name in _ATTRIBUTES:
+        module, attribute = _ATTRIBUTES[name]
+        return getattr(importlib.import_module(module), attribute)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"keras_taylor.{name}")
+    raise AttributeError(f"module 'keras_taylor' has no attribute {name!r}")
+
+
+def __dir__():
+    return __all__

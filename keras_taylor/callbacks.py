@@ -357,6 +357,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         if self.mode == "resume":
             self._restore_sums()
         self._capture = recording.ForwardCapture(model)
+        self._capture.install()
 
     def _restore_sums(self) -> None:
         run = storage.load_run(self.logdir)
@@ -385,7 +386,7 @@ class TaylorRecorder(keras.callbacks.Callback):
 
         def recording_train_step(data):
             _, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-            with capture.active():
+            with capture.capturing():
                 logs = original_step(data)
             values = recording.round_tensors(model, plan, capture, y, keras_loss)
             return {**logs, _ROUND_KEY: values}
@@ -432,13 +433,12 @@ class TaylorRecorder(keras.callbacks.Callback):
             yield
             self._step += 1
             return
-        with self._capture.active():
+        with self._capture.capturing():
             yield
         if self._capture.trace is None:
             raise RuntimeError("TaylorRecorder.step: the model was not called inside the block.")
         values = recording.round_tensors(self.model, self.plan, self._capture, y, self.resolved.keras_loss)
         self._consume(recording.numpy_round(values))
-        self._capture.trace = None
         self._step += 1
 
     def close(self) -> None:
@@ -475,9 +475,9 @@ class TaylorRecorder(keras.callbacks.Callback):
             if "gram" not in (plan.neuron_route, plan.layer_route) and plan.neuron_route != "stream":
                 continue
             inputs, z, q = (values[f"{plan.name}/{key}"].astype(np.float64) for key in ("inputs", "z", "q"))
-            jtj = self._jtj(values, plan.name)
+            identity = self.plan.output_identity and plan.name == self.plan.dense_chain[-1]
+            jtj = None if identity else self._jtj(values, plan.name)
             if plan.neuron_route == "gram":
-                identity = jtj is None
                 terms = statistics.neuron_terms(inputs, z, q, residual_sq, jtj, plan.neurons, weight)
                 if identity:
                     terms = (terms[0][:1], terms[1], terms[2])
@@ -555,6 +555,7 @@ class TaylorRecorder(keras.callbacks.Callback):
     def _finish(self) -> None:
         if self.writer is None:
             return
+        self._capture.uninstall()
         if self.plan.quadratic and self._sums:
             self._checkpoint()
         self.writer.close(status="complete")

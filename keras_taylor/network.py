@@ -266,11 +266,12 @@ class _Walker:
                 "layers are not supported."
             )
         kernel, bias = self.weights.get(layer.name, (layer.kernel, layer.bias))
-        # Read the weights once: the recorded values are W^n even when the step
-        # that runs this pass updates the variables afterwards.
-        kernel = tf.convert_to_tensor(kernel)
-        bias = None if bias is None else tf.convert_to_tensor(bias)
-        self.weight_values[layer.name] = (kernel, bias)
+        # Keep a read of W^n that precedes any update in the same step (tf.function
+        # orders reads and writes of a variable as written). The affine map below
+        # uses the variables themselves, exactly as Dense.call / Conv2D.call do.
+        self.weight_values[layer.name] = (
+            tf.convert_to_tensor(kernel), None if bias is None else tf.convert_to_tensor(bias)
+        )
         if layer.name == self.per_example_layer:
             preactivation = self._per_example_affine(layer, kind, inputs, kernel, bias)
         elif kind == "dense":
@@ -279,19 +280,15 @@ class _Walker:
                     f"Layer '{layer.name}' (Dense) receives a rank-{len(inputs.shape)} input; "
                     "keras_taylor supports Dense on [B, d] inputs (add a Flatten)."
                 )
-            preactivation = tf.matmul(inputs, kernel)
+            # The same Keras ops as Dense.call / Conv2D.call (ops.add becomes a fused
+            # BiasAdd), so a recorded training step is bit-identical to Keras's own.
+            preactivation = keras.ops.matmul(inputs, kernel)
             if bias is not None:
-                preactivation = preactivation + bias
+                preactivation = keras.ops.add(preactivation, bias)
         else:
-            preactivation = tf.nn.convolution(
-                inputs,
-                kernel,
-                strides=layer.strides,
-                padding=layer.padding.upper(),
-                dilations=layer.dilation_rate,
-            )
+            preactivation = layer.convolution_op(inputs, kernel)
             if bias is not None:
-                preactivation = preactivation + bias
+                preactivation = keras.ops.add(preactivation, keras.ops.reshape(bias, (1, 1, 1, -1)))
         self.layer_inputs[layer.name] = inputs
         self.preactivations[layer.name] = preactivation
         activation = layer_activation(layer)

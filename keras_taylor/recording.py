@@ -23,6 +23,7 @@ optimum needs (see `keras_taylor.taylor` for the notation):
 
 import contextlib
 import dataclasses
+import threading
 
 import keras
 import numpy as np
@@ -32,29 +33,57 @@ from keras_taylor import network
 
 
 class ForwardCapture:
-    """Runs `model(x)` through the walker on a persistent tape while active."""
+    """Runs `model(x)` through the walker on a persistent tape while capturing.
+
+    `install` replaces the model's `call` for the duration of training; the
+    replacement defers to the original except inside `capturing()`, which is
+    per thread, so that every replica of a `tf.distribute` strategy captures its
+    own pass. The walker executes the same ops as Keras, so the captured pass is
+    the step's pass.
+    """
 
     def __init__(self, model: keras.Model):
         self.model = model
-        self.trace = None
-        self.tape = None
+        self._local = threading.local()
+        self._installed = False
 
-    @contextlib.contextmanager
-    def active(self):
-        """Within the block, every call of the model is captured (the last one is kept)."""
+    def install(self) -> None:
+        if self._installed:
+            return
+        original = self.model.call
 
-        def call(inputs, training=None, mask=None):
-            del mask
+        def call(inputs, training=None, mask=None, **kwargs):
+            if not getattr(self._local, "active", False):
+                return original(inputs, training=training, mask=mask, **kwargs)
             with tf.GradientTape(persistent=True) as tape:
                 trace = network.forward(self.model, inputs, training=bool(training))
-            self.tape, self.trace = tape, trace
+            self._local.tape, self._local.trace = tape, trace
             return trace.model_outputs
 
         self.model.call = call
+        self._installed = True
+
+    def uninstall(self) -> None:
+        if self._installed:
+            del self.model.call
+            self._installed = False
+
+    @contextlib.contextmanager
+    def capturing(self):
+        """Within the block, this thread's model calls are captured (the last one is kept)."""
+        self._local.active, self._local.trace, self._local.tape = True, None, None
         try:
             yield self
         finally:
-            del self.model.call
+            self._local.active = False
+
+    @property
+    def trace(self):
+        return getattr(self._local, "trace", None)
+
+    @property
+    def tape(self):
+        return getattr(self._local, "tape", None)
 
 
 @dataclasses.dataclass(frozen=True)

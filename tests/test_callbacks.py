@@ -1,0 +1,313 @@
+"""TaylorRecorder and ActivationRecorder against slow references."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+import keras_taylor as kt
+from keras_taylor import schedules, storage
+from keras_taylor.callbacks import ActivationRecorder, TaylorRecorder
+from keras_taylor.errors import UnsupportedLayerError
+from keras_taylor.statistics import QuadraticSums
+
+from conftest import assert_close
+
+BATCH = 8
+
+
+def _mlp(rng, dropout=0.0, name="mlp"):
+    inputs = keras.Input((6,))
+    hidden = kt.layers.RectifiedDense(5, name="first")(inputs)
+    if dropout:
+        hidden = keras.layers.Dropout(dropout, seed=int(rng.integers(1 << 30)), name="drop")(hidden)
+    hidden = keras.layers.Dense(4, activation="relu", name="second")(hidden)
+    outputs = keras.layers.Dense(3, name="out")(hidden)
+    model = keras.Model(inputs, outputs, name=name)
+    for variable in model.weights:
+        variable.assign(rng.normal(size=variable.shape) * 0.7)
+    return model
+
+
+class _WeightLog(keras.callbacks.Callback):
+    """The weights W^n before every step (the slow reference's view of training)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.weights.append([variable.numpy().copy() for variable in self.model.trainable_weights])
+
+
+def _fit_recorded(model, x, y, recorder, epochs=2, optimizer=None):
+    model.compile(optimizer or keras.optimizers.SGD(0.05), "mse")
+    log = _WeightLog()
+    model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0, callbacks=[log, recorder])
+    return log.weights
+
+
+def _last(run, stream):
+    rows = run.stream(stream).read()
+    return QuadraticSums(rows["gram"][-1], rows["linear"][-1], rows["constant"][-1], int(rows["rounds"][-1]))
+
+
+def _flat_layer(values):
+    """[kernel, bias] -> vec of the [P, u] matrix with the bias as last row."""
+    return np.concatenate([values[0], values[1][None]], axis=0).reshape(-1)
+
+
+def test_sufficient_statistics_equal_summed_snapshot_taylor_losses(tmp_path, rng, float64):
+    model = _mlp(rng)
+    x, y = rng.normal(size=(5 * BATCH, 6)), rng.normal(size=(5 * BATCH, 3))
+    weights = _fit_recorded(model, x, y, TaylorRecorder(tmp_path / "run", verbose=0))
+    run = kt.load_run(tmp_path / "run")
+    reference = keras.models.clone_model(model)
+    layer_totals, neuron_totals, network_total = {}, {}, 0.0
+    probe = None
+    for step, step_weights in enumerate(weights):
+        for variable, value in zip(reference.trainable_weights, step_weights):
+            variable.assign(value)
+        batch = slice((step % 5) * BATCH, (step % 5 + 1) * BATCH)
+        snapshot = kt.taylor_snapshot(reference, x[batch], y[batch], "mse")
+        if probe is None:  # one random V per scale, far from W^n
+            probe = {name: [rng.normal(size=w.shape) for w in snapshot.weights(name)] for name in snapshot.factors}
+            network_probe = [rng.normal(size=w.shape) for w in snapshot.weights()]
+        for name in snapshot.factors:
+            layer_totals[name] = layer_totals.get(name, 0.0) + snapshot.taylor_loss(probe[name], layer=name)
+            for unit in range(snapshot.factors[name].units):
+                neuron_probe = [part[..., unit] for part in probe[name]]
+                neuron_totals.setdefault(name, []).append(0.0) if step == 0 else None
+                neuron_totals[name][unit] += snapshot.taylor_loss(neuron_probe, layer=name, neuron=unit)
+        network_total += snapshot.taylor_loss(network_probe)
+    assert _last(run, "gram.network").rounds == len(weights) == 10
+    for name in ("first", "second"):
+        sums = _last(run, f"gram.{name}.layer")
+        assert_close(sums.value(_flat_layer(probe[name])[None])[0], layer_totals[name], "float64")
+    for name in ("first", "second", "out"):
+        sums = _last(run, f"gram.{name}.neuron")
+        members = np.concatenate([probe[name][0], probe[name][1][None]]).T
+        if name == "out":  # J = I: one shared Gram for every output unit
+            sums = QuadraticSums(np.repeat(sums.gram, 3, 0), sums.linear, sums.constant)
+        assert_close(sums.value(members), neuron_totals[name], "float64")
+    network_vector = np.concatenate([_flat_layer(network_probe[i:i + 2]) for i in (0, 2, 4)])
+    assert_close(_last(run, "gram.network").value(network_vector[None])[0], network_total, "float64")
+
+
+def test_recorded_loss_and_gradient_are_those_the_optimizer_applied(tmp_path, rng, float64):
+    model = _mlp(rng, dropout=0.4)
+    x, y = rng.normal(size=(4 * BATCH, 6)), rng.normal(size=(4 * BATCH, 3))
+    learning_rate = 0.05
+    weights = _fit_recorded(
+        model, x, y, TaylorRecorder(tmp_path / "run", record_gradients=True, verbose=0), epochs=1,
+        optimizer=keras.optimizers.SGD(learning_rate),
+    )
+    weights.append([variable.numpy() for variable in model.trainable_weights])
+    run = kt.load_run(tmp_path / "run")
+    gradients = run.stream("gradients").read()
+    for step in range(4):
+        for index in range(len(model.trainable_weights)):
+            applied = (weights[step][index] - weights[step + 1][index]) / learning_rate
+            assert_close(gradients[f"w{index}"][step], applied, "float64")
+    # With dropout active, the loss differs from an inference-mode pass; the recorded
+    # value is the training loss, which the reference replays with the same masks only
+    # through the gradient above. In inference mode the loss is strictly different:
+    losses = run.stream("rounds").read("loss")
+    inference = float(model.compute_loss(x[:BATCH], y[:BATCH], keras.ops.zeros((BATCH, 3))))
+    assert np.all(np.isfinite(losses)) and losses[0] != inference
+
+
+_DETERMINISM = """
+import json, sys
+import numpy as np, keras, tensorflow as tf
+tf.config.experimental.enable_op_determinism()
+from keras_taylor.callbacks import TaylorRecorder
+def train(record):
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(16, activation="relu")(inputs)
+    hidden = keras.layers.Dropout(0.3, seed=5)(hidden)
+    outputs = keras.layers.Dense(3)(keras.layers.Dense(8, activation="relu")(hidden))
+    model = keras.Model(inputs, outputs)
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(96, 6)).astype("float32"), rng.normal(size=(96, 3)).astype("float32")
+    callbacks = [TaylorRecorder(sys.argv[1], verbose=0)] if record else []
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=callbacks)
+    return [w.numpy() for w in model.trainable_weights]
+plain, recorded = train(False), train(True)
+print(json.dumps(all(np.array_equal(a, b) for a, b in zip(plain, recorded))))
+"""
+
+
+def _python(script, *args):
+    result = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_recording_does_not_change_training(tmp_path):
+    assert _python(_DETERMINISM, tmp_path / "run") is True
+
+
+_MIRRORED = """
+import json, sys
+import numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+import keras_taylor as kt
+from keras_taylor.callbacks import TaylorRecorder
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(64, 5)).astype("float32"), rng.normal(size=(64, 2)).astype("float32")
+def train(strategy, logdir):
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        inputs = keras.Input((5,))
+        hidden = kt.layers.RectifiedDense(6)(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(4, activation="relu")(hidden)))
+        model.compile(keras.optimizers.SGD(0.05), "mse")
+    model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
+              callbacks=[TaylorRecorder(logdir, verbose=0)])
+    return kt.load_run(logdir)
+mirrored = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), sys.argv[1] + "/mirrored")
+single = train(tf.distribute.OneDeviceStrategy("/cpu:0"), sys.argv[1] + "/single")
+same = sorted(mirrored.streams) == sorted(single.streams)
+worst = 0.0
+for name in single.streams:
+    a, b = mirrored.stream(name).read(), single.stream(name).read()
+    for key in b:
+        scale = max(1.0, float(np.max(np.abs(b[key]))))
+        worst = max(worst, float(np.max(np.abs(a[key].astype(float) - b[key].astype(float)))) / scale)
+print(json.dumps({"same_streams": same, "worst": worst, "replicas": 2}))
+"""
+
+
+def test_mirrored_strategy_records_the_single_device_statistics(tmp_path):
+    result = _python(_MIRRORED, tmp_path)
+    assert result["same_streams"]
+    assert result["worst"] < 1e-4
+
+
+def test_custom_loop_records_what_fit_records(tmp_path, rng, float64):
+    x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))
+    seed_rng = np.random.default_rng(7)
+    fit_model = _mlp(seed_rng)
+    loop_model = keras.models.clone_model(fit_model)
+    loop_model.set_weights(fit_model.get_weights())
+    _fit_recorded(fit_model, x, y, TaylorRecorder(tmp_path / "fit", verbose=0), epochs=1)
+    recorder = TaylorRecorder(tmp_path / "loop", loss="mse", verbose=0)
+    recorder.attach(loop_model, batch_size=BATCH, total_steps=3)
+    optimizer, loss_fn = keras.optimizers.SGD(0.05), keras.losses.MeanSquaredError()
+    import tensorflow as tf
+
+    for step in range(3):
+        xb, yb = x[step * BATCH:(step + 1) * BATCH], y[step * BATCH:(step + 1) * BATCH]
+        with recorder.step(xb, yb):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(yb, loop_model(xb, training=True))
+            grads = tape.gradient(loss, loop_model.trainable_weights)
+            optimizer.apply_gradients(zip(grads, loop_model.trainable_weights))
+    recorder.close()
+    fit_run, loop_run = kt.load_run(tmp_path / "fit"), kt.load_run(tmp_path / "loop")
+    assert_close(loop_run.stream("rounds").read("loss"), fit_run.stream("rounds").read("loss"), "float64")
+    for name in ("gram.first.layer", "gram.second.neuron", "gram.network"):
+        assert_close(_last(loop_run, name).gram, _last(fit_run, name).gram, "float64")
+
+
+def test_nonfinite_rounds_are_recorded_and_flagged(tmp_path, rng, float64):
+    model = _mlp(rng)
+    x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))
+    y[2 * BATCH + 2, 1] = np.inf  # the last round's loss is infinite
+    _fit_recorded(model, x, y, TaylorRecorder(tmp_path / "run", verbose=0), epochs=1)
+    run = kt.load_run(tmp_path / "run")
+    rounds = run.stream("rounds").read()
+    np.testing.assert_array_equal(rounds["finite"], [True, True, False])
+    assert np.isinf(rounds["loss"][2])
+    assert run.manifest["nonfinite_rounds"] == [2]
+    sums = _last(run, "gram.first.layer")
+    assert np.all(np.isfinite(sums.gram)) and sums.rounds == 2
+
+
+def test_cross_entropy_stores_factored_data_of_sampled_neurons(tmp_path, rng):
+    inputs = keras.Input((7, 7, 2))
+    hidden = kt.layers.RectifiedConv2D(6, 3, padding="same", name="conv")(inputs)
+    hidden = keras.layers.MaxPooling2D(2)(hidden)
+    outputs = keras.layers.Dense(4, name="logits")(keras.layers.Flatten()(hidden))
+    model = keras.Model(inputs, outputs)
+    model.compile(keras.optimizers.Adam(1e-2), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = rng.normal(size=(2 * BATCH, 7, 7, 2)).astype("float32"), rng.integers(0, 4, 2 * BATCH)
+    log = _WeightLog()
+    recorder = TaylorRecorder(tmp_path / "run", neurons=2, schedule=schedules.every_step(), verbose=0)
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[log, recorder])
+    run = kt.load_run(tmp_path / "run")
+    chosen = run.manifest["layers"]["conv"]["neurons"]
+    assert len(chosen) == 2 and run.manifest["layers"]["conv"]["neuron"] == "factors"
+    chunk = next(run.stream("factors").chunks())
+    reference = keras.models.clone_model(model)
+    for variable, value in zip(reference.trainable_weights, log.weights[0]):
+        variable.assign(value)
+    factors = kt.jacobians.layer_factors(reference, x[:BATCH])
+    np.testing.assert_allclose(chunk["conv/jacobian"][0], factors["conv"].jac_out_wrt_preact, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(chunk["conv/inputs"][0], x[:BATCH], rtol=1e-6)
+    np.testing.assert_array_equal(chunk["targets"][0], y[:BATCH])
+
+
+def test_refusals_name_the_problem(tmp_path, rng):
+    inputs = keras.Input((4,))
+    hidden = keras.layers.BatchNormalization(name="bn")(keras.layers.Dense(3, activation="relu")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2)(hidden))
+    model.compile("sgd", "mse")
+    x, y = rng.normal(size=(8, 4)), rng.normal(size=(8, 2))
+    with pytest.raises(UnsupportedLayerError, match="'bn'"):
+        model.fit(x, y, verbose=0, callbacks=[TaylorRecorder(tmp_path / "a", verbose=0)])
+    good = _mlp(rng)
+    good.compile("sgd", "mse")
+    x, y = rng.normal(size=(8, 6)), rng.normal(size=(8, 3))
+    good.fit(x, y, verbose=0, callbacks=[TaylorRecorder(tmp_path / "b", verbose=0)])
+    with pytest.raises(storage.RunExistsError, match="already holds a run"):
+        good.fit(x, y, verbose=0, callbacks=[TaylorRecorder(tmp_path / "b", verbose=0)])
+    with pytest.raises(ValueError, match="storage_budget_bytes"):
+        good.fit(x, y, verbose=0, callbacks=[TaylorRecorder(tmp_path / "c", storage_budget_bytes=100, verbose=0)])
+    linear = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+    linear.compile("sgd", "mse")
+    with pytest.raises(ValueError, match="no rectifier"):
+        linear.fit(x, y, verbose=0, callbacks=[ActivationRecorder(tmp_path / "d", x)])
+
+
+class _MaskLog(keras.callbacks.Callback):
+    def __init__(self, probe):
+        super().__init__()
+        self.probe, self.configurations = probe, []
+
+    def on_train_begin(self, logs=None):
+        self.configurations.append(kt.activation_masks(self.model, self.probe))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.configurations.append(kt.activation_masks(self.model, self.probe))
+
+
+def test_activation_recorder_packs_the_masks_and_samples_units(tmp_path, rng):
+    model = _mlp(rng)
+    model.compile(keras.optimizers.Adam(0.05), "mse")
+    probe = rng.normal(size=(37, 6)).astype("float32")
+    x, y = rng.normal(size=(4 * BATCH, 6)), rng.normal(size=(4 * BATCH, 3))
+    reference = _MaskLog(probe)
+    recorder = ActivationRecorder(tmp_path / "run", probe, max_units_per_layer=3, seed=1, batch_size=10)
+    model.fit(x, y, batch_size=BATCH, epochs=3, verbose=0, callbacks=[reference, recorder])
+    run = kt.load_run(tmp_path / "run")
+    layers = run.manifest["layers"]
+    assert list(layers) == ["first", "second"]
+    assert all(len(layer["units"]) == 3 for layer in layers.values())
+    records = run.stream("configurations").read()
+    np.testing.assert_array_equal(records["epoch"], [-1, 0, 1, 2])
+    for packed, masks in zip(records["packed"], reference.configurations):
+        unpacked = np.unpackbits(packed, axis=1, count=6).astype(bool)
+        expected = np.concatenate([masks[name][:, layers[name]["units"]] for name in layers], axis=1)
+        np.testing.assert_array_equal(unpacked, expected)
+    assert not np.array_equal(records["packed"][0], records["packed"][-1])

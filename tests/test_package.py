@@ -1,0 +1,23 @@
+"""The package surface: public names, and the NumPy-only parts staying TensorFlow-free."""
+
+import subprocess
+import sys
+
+import keras_taylor
+
+
+def test_every_public_name_resolves():
+    for name in keras_taylor.__all__:
+        assert getattr(keras_taylor, name) is not None, name
+
+
+def test_storage_statistics_and_taylor_algebra_import_without_tensorflow():
+    script = (
+        "import sys\n"
+        "import keras_taylor.storage, keras_taylor.statistics, keras_taylor.taylor, keras_taylor.schedules\n"
+        "keras_taylor.load_run\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
