@@ -537,6 +537,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         for key, sums in self._sums.items():
             self.writer.write_chunk(
                 f"gram.{key}", step=np.array([self._step]), rounds=np.array([self._rounds]),
+                rounds_in_sums=np.array([sums.rounds]),
                 gram=sums.gram[None], linear=sums.linear[None], constant=sums.constant[None],
             )
         self.writer.write_manifest(next_step=self._step + 1, rounds_recorded=self._rounds)

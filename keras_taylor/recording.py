@@ -301,7 +301,10 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
     batch_size = tf.shape(outputs)[0]
     context = tf.distribute.get_replica_context()
     if context is not None and context.num_replicas_in_sync > 1:
-        # The global loss is the example-weighted mean of the replicas' losses.
+        # Keras losses divide by the number of replicas inside a replica context (so
+        # that summed gradients average); undo that, then take the example-weighted
+        # mean of the replicas' losses.
+        loss = loss * context.num_replicas_in_sync
         local = tf.cast(batch_size, loss.dtype)
         batch_size = context.all_reduce("sum", batch_size)
         loss = context.all_reduce("sum", loss * local) / tf.cast(batch_size, loss.dtype)

@@ -169,8 +169,9 @@ def train(strategy, logdir):
     with strategy.scope():
         keras.utils.set_random_seed(1)
         inputs = keras.Input((5,))
-        hidden = kt.layers.RectifiedDense(6)(inputs)
-        model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Dense(4, activation="relu")(hidden)))
+        hidden = kt.layers.RectifiedDense(6, name="first")(inputs)
+        hidden = keras.layers.Dense(4, activation="relu", name="second")(hidden)
+        model = keras.Model(inputs, keras.layers.Dense(2, name="out")(hidden))
         model.compile(keras.optimizers.SGD(0.05), "mse")
     model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
               callbacks=[TaylorRecorder(logdir, verbose=0)])
@@ -231,7 +232,8 @@ def test_nonfinite_rounds_are_recorded_and_flagged(tmp_path, rng, float64):
     assert np.isinf(rounds["loss"][2])
     assert run.manifest["nonfinite_rounds"] == [2]
     sums = _last(run, "gram.first.layer")
-    assert np.all(np.isfinite(sums.gram)) and sums.rounds == 2
+    assert np.all(np.isfinite(sums.gram)) and sums.rounds == 3
+    assert run.stream("gram.first.layer").read("rounds_in_sums")[-1] == 2
 
 
 def test_cross_entropy_stores_factored_data_of_sampled_neurons(tmp_path, rng):
