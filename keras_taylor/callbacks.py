@@ -98,12 +98,15 @@ class TaylorRecorder(keras.callbacks.Callback):
             is larger.
         gram_budget_bytes: Largest in-memory sufficient statistic per layer and
             scale; larger ones use the streamed route.
+        max_gram_cost: Accumulate a layer's neuron Grams during training only if that
+            costs at most this many training steps' worth of multiply-adds; else stream.
         max_network_parameters: Record the network scale only up to this many
             parameters (its Gram is parameters²).
         dtype: Precision of the streamed per-example data ("float32" or "float16").
         seed: Seed for choosing sampled neurons.
         total_steps: Expected number of steps (custom loops; `fit` provides it).
         record_gradients: Also record each round's loss gradient (checks, tests).
+        scales: Which of "network", "layer", "neuron" to record.
         batch_size: The training batch size, for the storage estimate (Keras does not
             tell callbacks); default 32, Keras's own default.
         verbose: Print the plan and storage estimate at the start.
@@ -123,11 +126,13 @@ class TaylorRecorder(keras.callbacks.Callback):
         storage_budget_bytes: int = 4 * _GIB,
         gram_budget_bytes: int = 256 * 2**20,
         max_network_parameters: int = 3000,
+        max_gram_cost: float = 1.0,
         dtype: str = "float32",
         seed: int = 0,
         total_steps: int | None = None,
         record_gradients: bool = False,
         batch_size: int | None = None,
+        scales=("network", "layer", "neuron"),
         verbose: int = 1,
     ):
         super().__init__()
@@ -144,11 +149,16 @@ class TaylorRecorder(keras.callbacks.Callback):
         self.storage_budget_bytes = storage_budget_bytes
         self.gram_budget_bytes = gram_budget_bytes
         self.max_network_parameters = max_network_parameters
+        self.max_gram_cost = max_gram_cost
         self.dtype = dtype
         self.seed = seed
         self.total_steps = total_steps
         self.record_gradients = record_gradients
         self.batch_size = batch_size
+        unknown = set(scales) - {"network", "layer", "neuron"}
+        if unknown:
+            raise ValueError(f"scales must be among network, layer, neuron. Received: {sorted(unknown)}")
+        self.scales = tuple(scales)
         self.verbose = verbose
         self._resolved_schedule = schedule
         self._last_checkpoint = None
@@ -203,57 +213,68 @@ class TaylorRecorder(keras.callbacks.Callback):
             schedules.every_step() if quadratic else schedules.every_k_steps(10)
         )
         plans, per_round, per_checkpoint = [], 0, 0
+        training_flops = 6 * batch_size * sum(int(np.prod(v.shape)) for v in model.trainable_weights)
         for layer in selected:
             size, units, spatial = _layer_sizes(layer)
-            chosen = self._choose_neurons(layer, units)
+            chosen = self._choose_neurons(layer, units) if "neuron" in self.scales else ()
             kind = network.classify_layer(layer)
             reasons = []
             if quadratic and kind == "dense":
-                is_identity_output = output_identity and chain and layer.name == chain[-1]
+                is_identity_output = output_identity and layer.name == chain[-1]
                 neuron_route = "gram" if chosen else "skipped"
                 neuron_bytes = (1 if is_identity_output else len(chosen)) * size * size * 8
+                neuron_flops = batch_size * (1 if is_identity_output else len(chosen)) * size * size
                 if chosen and neuron_bytes > self.gram_budget_bytes:
                     neuron_route = "stream"
                     reasons.append(f"neuron Grams need {_human_bytes(neuron_bytes)} > gram budget: streamed")
-                layer_bytes = (size * units) ** 2 * 8
-                if is_identity_output:
-                    layer_route = "gram"
-                    layer_bytes = size * size * 8
-                    reasons.append("output layer with J = I: the layer Gram is I ⊗ Σ x̃x̃ᵀ")
-                elif self.neurons is not None and self.layer_names is not None:
-                    layer_route = "gram" if layer_bytes <= self.gram_budget_bytes else "skipped"
-                else:
-                    layer_route = "gram" if layer_bytes <= self.gram_budget_bytes else "skipped"
-                if layer_route == "skipped":
+                elif chosen and neuron_flops > self.max_gram_cost * training_flops:
+                    neuron_route = "stream"
                     reasons.append(
-                        f"layer Gram of {size * units} parameters needs {_human_bytes(layer_bytes)} > gram "
-                        "budget; the exact factored route for it is not implemented yet"
+                        f"accumulating neuron Grams costs {neuron_flops / training_flops:.0f}× a training "
+                        "step: streamed, summed post hoc"
                     )
+                layer_bytes = size * size * 8 if is_identity_output else (size * units) ** 2 * 8
+                layer_route = "skipped"
+                if "layer" in self.scales:
+                    layer_route = "gram" if layer_bytes <= self.gram_budget_bytes else "skipped"
+                    if is_identity_output:
+                        reasons.append("output layer with J = I: the layer Gram is I ⊗ Σ x̃x̃ᵀ (its neurons' sum)")
+                    elif layer_route == "skipped":
+                        reasons.append(
+                            f"layer Gram of {size * units} parameters needs {_human_bytes(layer_bytes)} > gram "
+                            "budget; an exact factored route for it is not implemented yet"
+                        )
                 if neuron_route == "gram":
                     per_checkpoint += neuron_bytes
                 if neuron_route == "stream":
-                    per_round += batch_size * (size + 3 * units) * item
-                if layer_route == "gram":
+                    per_round += batch_size * (size + 4 * units) * item
+                if layer_route == "gram" and not is_identity_output:
                     per_checkpoint += layer_bytes
             else:
                 neuron_route = "factors" if chosen else "skipped"
-                layer_route = "factors"
+                layer_route = "factors" if "layer" in self.scales else "skipped"
                 jacobian_all = batch_size * num_outputs * spatial * units * item
+                jacobian_chosen = batch_size * num_outputs * spatial * len(chosen) * item
                 input_bytes = batch_size * int(np.prod(layer.input.shape[1:])) * item
-                if jacobian_all + input_bytes > self.storage_budget_bytes / max(1, self._expected_rounds()):
+                if layer_route == "factors" and (
+                    jacobian_all + input_bytes > self.storage_budget_bytes / max(1, self._expected_rounds())
+                ):
                     layer_route = "skipped"
                     reasons.append(
                         f"layer-scale factors take {_human_bytes(jacobian_all + input_bytes)} per round; "
                         "over the storage budget for the expected rounds"
                     )
-                    per_round += batch_size * num_outputs * spatial * len(chosen) * item + input_bytes
-                else:
+                if layer_route == "factors":
                     per_round += jacobian_all + input_bytes
+                elif neuron_route == "factors":
+                    per_round += jacobian_chosen + input_bytes
             plans.append(recording.LayerPlan(layer.name, kind, chosen, neuron_route, layer_route, tuple(reasons)))
         total_parameters = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
         network_route = "skipped"
         network_reason = ""
-        if not quadratic:
+        if "network" not in self.scales:
+            network_reason = "not requested"
+        elif not quadratic:
             network_reason = "network scale for non-quadratic losses is not recorded (its factors are every layer's)"
         elif self.layer_names is not None:
             network_reason = "not every layer is recorded"
@@ -350,7 +371,8 @@ class TaylorRecorder(keras.callbacks.Callback):
             "estimated_bytes": estimate,
             "versions": _versions(),
         }
-        self.writer = storage.RunWriter(self.logdir, manifest, mode=self.mode, chunk_rows=256)
+        # Rows are rounds (flushed at every checkpoint) or streamed examples.
+        self.writer = storage.RunWriter(self.logdir, manifest, mode=self.mode, chunk_rows=4096)
         self._step = self.writer.manifest.get("next_step", 0)
         self._rounds = 0
         self._sums = {}
@@ -479,15 +501,13 @@ class TaylorRecorder(keras.callbacks.Callback):
             jtj = None if identity else self._jtj(values, plan.name)
             if plan.neuron_route == "gram":
                 terms = statistics.neuron_terms(inputs, z, q, residual_sq, jtj, plan.neurons, weight)
-                if identity:
-                    terms = (terms[0][:1], terms[1], terms[2])
                 self._add(f"{plan.name}.neuron", terms)
             elif plan.neuron_route == "stream":
                 curvature = np.ones_like(z) if jtj is None else np.einsum("bii->bi", jtj)
-                self.writer.write_chunk(
-                    f"stream.{plan.name}", step=np.array([self._step]), weight=np.array([weight]),
-                    inputs=inputs[None].astype(self.dtype), z=z[None], q=q[None],
-                    curvature=curvature[None], residual_sq=residual_sq[None],
+                self.writer.extend(
+                    f"stream.{plan.name}", step=np.full(len(z), self._step), weight=np.full(len(z), weight),
+                    inputs=inputs.astype(self.dtype), z=z[:, plan.neurons], q=q[:, plan.neurons],
+                    curvature=curvature[:, plan.neurons], residual_sq=residual_sq,
                 )
             if plan.layer_route == "gram":
                 if jtj is None:

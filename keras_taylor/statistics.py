@@ -81,17 +81,17 @@ def neuron_terms(inputs, z, q, residual_sq, jtj, neurons, weight):
         weight: κ.
 
     Returns:
-        `(gram [K, P, P], linear [K, P], constant [K])`.
+        `(gram [K, P, P], linear [K, P], constant [K])`; with `jtj=None` the Gram is
+        shared and returned once, `[1, P, P]`.
     """
     inputs = np.asarray(inputs, np.float64)
     neurons = np.asarray(neurons)
     curvature = _diag(jtj, z.shape[1], len(inputs))[:, neurons]
     z, q = np.asarray(z, np.float64)[:, neurons], np.asarray(q, np.float64)[:, neurons]
     if jtj is None:
-        shared = inputs.T @ inputs
-        gram = np.broadcast_to(shared, (len(neurons),) + shared.shape).copy()
+        gram = (inputs.T @ inputs)[None]  # J = I: one Gram shared by every neuron
     else:
-        gram = np.einsum("bk,bi,bj->kij", curvature, inputs, inputs, optimize=True)
+        gram = np.matmul((curvature.T[:, :, None] * inputs[None]).transpose(0, 2, 1), inputs)
     linear = np.einsum("bk,bi->ki", q - curvature * z, inputs)
     constant = np.sum(residual_sq[:, None] - 2 * z * q + curvature * z**2, axis=0)
     return weight * gram, weight * linear, weight * constant

@@ -115,6 +115,7 @@ class RunWriter:
         else:
             self.manifest = {"format_version": _FORMAT_VERSION, **manifest, "status": "running"}
         self._buffers: dict[str, list[dict]] = {}
+        self._buffered_rows: dict[str, int] = {}
         self._next_chunk = {
             path.name: max((_chunk_index(chunk) for chunk in path.glob(_CHUNK_GLOB)), default=-1) + 1
             for path in (self.logdir / STREAMS).glob("*")
@@ -129,8 +130,14 @@ class RunWriter:
 
     def append(self, stream: str, **arrays) -> None:
         """Buffers one row (arrays without the leading row axis) for `stream`."""
-        self._buffers.setdefault(stream, []).append({key: np.asarray(value) for key, value in arrays.items()})
-        if len(self._buffers[stream]) >= self.chunk_rows:
+        self.extend(stream, **{key: np.asarray(value)[None] for key, value in arrays.items()})
+
+    def extend(self, stream: str, **arrays) -> None:
+        """Buffers several rows (arrays with a leading row axis) for `stream`."""
+        block = {key: np.asarray(value) for key, value in arrays.items()}
+        self._buffers.setdefault(stream, []).append(block)
+        self._buffered_rows[stream] = self._buffered_rows.get(stream, 0) + len(next(iter(block.values())))
+        if self._buffered_rows[stream] >= self.chunk_rows:
             self.flush(stream)
 
     def write_chunk(self, stream: str, **arrays) -> None:
@@ -151,8 +158,9 @@ class RunWriter:
             rows = self._buffers.get(name)
             if not rows:
                 continue
-            self._write(name, {key: np.stack([row[key] for row in rows]) for key in rows[0]})
+            self._write(name, {key: np.concatenate([block[key] for block in rows]) for key in rows[0]})
             self._buffers[name] = []
+            self._buffered_rows[name] = 0
 
     def close(self, status: str = "complete") -> None:
         """Flushes every stream and marks the run's status in the manifest."""
