@@ -107,6 +107,9 @@ class TaylorRecorder(keras.callbacks.Callback):
         total_steps: Expected number of steps (custom loops; `fit` provides it).
         record_gradients: Also record each round's loss gradient (checks, tests).
         scales: Which of "network", "layer", "neuron" to record.
+        jtj_route: "propagate" computes JᵀJ of dense chains backward through the masked
+            weights (Observation 2); "batch_jacobian" forms J per output component
+            (the naive route, kept for comparison).
         batch_size: The training batch size, for the storage estimate (Keras does not
             tell callbacks); default 32, Keras's own default.
         verbose: Print the plan and storage estimate at the start.
@@ -133,6 +136,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         record_gradients: bool = False,
         batch_size: int | None = None,
         scales=("network", "layer", "neuron"),
+        jtj_route: str = "propagate",
         verbose: int = 1,
     ):
         super().__init__()
@@ -159,6 +163,9 @@ class TaylorRecorder(keras.callbacks.Callback):
         if unknown:
             raise ValueError(f"scales must be among network, layer, neuron. Received: {sorted(unknown)}")
         self.scales = tuple(scales)
+        if jtj_route not in ("propagate", "batch_jacobian"):
+            raise ValueError(f"jtj_route must be 'propagate' or 'batch_jacobian'. Received: {jtj_route!r}")
+        self.jtj_route = jtj_route
         self.verbose = verbose
         self._resolved_schedule = schedule
         self._last_checkpoint = None
@@ -293,8 +300,9 @@ class TaylorRecorder(keras.callbacks.Callback):
             at_logits=resolved.at_logits,
             layers=tuple(plans),
             network_route=network_route,
-            dense_chain=chain if output_identity else (),
+            dense_chain=chain if output_identity and self.jtj_route == "propagate" else (),
             output_identity=output_identity,
+            identity_layer=chain[-1] if output_identity else None,
             record_gradients=self.record_gradients,
         )
         return plan, resolved, num_outputs, per_round, per_checkpoint, network_reason
@@ -497,7 +505,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             if "gram" not in (plan.neuron_route, plan.layer_route) and plan.neuron_route != "stream":
                 continue
             inputs, z, q = (values[f"{plan.name}/{key}"].astype(np.float64) for key in ("inputs", "z", "q"))
-            identity = self.plan.output_identity and plan.name == self.plan.dense_chain[-1]
+            identity = plan.name == self.plan.identity_layer
             jtj = None if identity else self._jtj(values, plan.name)
             if plan.neuron_route == "gram":
                 terms = statistics.neuron_terms(inputs, z, q, residual_sq, jtj, plan.neurons, weight)

@@ -121,6 +121,7 @@ class RecordingPlan:
         dense_chain: Names of the dense layers if the model is a chain of dense
             layers with elementwise ops between them (fast M propagation), else ().
         output_identity: Whether f = z_L (linear output or logits), so J_L = I.
+        identity_layer: That output layer's name (None if not `output_identity`).
         record_gradients: Also record the loss gradient (for checks).
     """
 
@@ -130,6 +131,7 @@ class RecordingPlan:
     network_route: str
     dense_chain: tuple
     output_identity: bool
+    identity_layer: str | None = None
     record_gradients: bool = False
 
     def layer(self, name: str) -> LayerPlan:
@@ -266,7 +268,7 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
                 outputs, [trace.preactivations[name] for name in quadratic], output_gradients=residual,
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
-            identity_output = plan.output_identity and plan.dense_chain and plan.dense_chain[-1]
+            identity_output = plan.identity_layer
             below_output = {name for name in quadratic if name in plan.dense_chain and name != identity_output}
             jtj = {}
             if plan.dense_chain and plan.output_identity and below_output and plan.network_route != "gram":

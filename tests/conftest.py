@@ -24,7 +24,7 @@ def tolerance(dtype) -> float:
     return _RTOL[np.dtype(dtype).name]
 
 
-def assert_close(actual, desired, dtype) -> None:
+def assert_close(actual, desired, dtype, err_msg: str = "") -> None:
     """Elementwise `|actual − desired| ≤ rtol·|desired| + rtol·max|desired|`.
 
     The absolute part is scaled by the largest entry of `desired`, so that entries that
@@ -35,11 +35,13 @@ def assert_close(actual, desired, dtype) -> None:
     desired = np.asarray(desired, dtype=np.float64)
     rtol = tolerance(dtype)
     scale = float(np.max(np.abs(desired))) if desired.size else 0.0
-    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale + 1e-300)
+    np.testing.assert_allclose(
+        actual, desired, rtol=rtol, atol=rtol * scale + 1e-300, err_msg=err_msg
+    )
 
 
 def assert_at_most(smaller, larger, dtype) -> None:
-    """`smaller ≤ larger` up to the dtype's rounding, relative to the larger operand's size."""
+    """`smaller ≤ larger` up to the dtype's rounding, relative to the larger magnitude of the two."""
     smaller = np.asarray(smaller, dtype=np.float64)
     larger = np.asarray(larger, dtype=np.float64)
     slack = tolerance(dtype) * max(float(np.max(np.abs(larger))), float(np.max(np.abs(smaller))))
@@ -51,26 +53,26 @@ def assert_at_most(smaller, larger, dtype) -> None:
 
 @contextlib.contextmanager
 def floatx(dtype: str):
-    """Runs the block with `keras.config.floatx()` set to `dtype`, then restores it."""
-    previous = keras.config.floatx()
+    """Runs the block with Keras's floatx and global dtype policy set to `dtype`, then restores them.
+
+    Both are needed: Keras caches the global dtype policy from floatx the first time a
+    layer is built, after which layers ignore `set_floatx`.
+    """
+    previous_floatx = keras.config.floatx()
+    previous_policy = keras.config.dtype_policy()
     keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
     try:
         yield dtype
     finally:
-        keras.config.set_floatx(previous)
+        keras.config.set_floatx(previous_floatx)
+        keras.config.set_dtype_policy(previous_policy)
 
 
 @pytest.fixture
 def float64():
     """Builds Keras layers in float64 for the duration of the test."""
     with floatx("float64") as dtype:
-        yield dtype
-
-
-@pytest.fixture(params=["float64", "float32"])
-def any_float(request):
-    """The test runs once per float dtype, with Keras's floatx set accordingly."""
-    with floatx(request.param) as dtype:
         yield dtype
 
 
@@ -84,8 +86,17 @@ def rng(request):
 # Tiny models. Each builder returns a built model with random weights.
 
 MLP_INPUT_SHAPE = (5,)
-CONVNET_INPUT_SHAPE = (11, 11, 2)
+CONVNET_INPUT_SHAPE = (10, 10, 2)
 NUM_OUTPUTS = 3
+# The layers with weights, in order, so that parameter grids can name them.
+MLP_WEIGHTED_LAYERS = (
+    "rectified_dense",
+    "dense_relu",
+    "dense_before_relu_layer",
+    "dense_before_activation",
+    "logits",
+)
+CONVNET_WEIGHTED_LAYERS = ("conv_valid", "conv_stride2_same", "conv_dilated_same", "dense_relu", "logits")
 
 
 def _mlp_layers(rng, output_activation=None):
@@ -106,6 +117,8 @@ def _mlp_layers(rng, output_activation=None):
 
 
 def _convnet_layers(rng):
+    # 10×10 → valid 8×8 → stride-2 "same" 4×4, padded (0, 1): TF puts the odd pixel of
+    # "same" padding at the end → dilated "same" 4×4 → pool 2×2×4 → 16 features.
     return [
         keras.layers.Conv2D(3, 3, padding="valid", activation="relu", name="conv_valid"),
         kt_layers.RectifiedConv2D(4, 3, strides=2, padding="same", name="conv_stride2_same"),
@@ -145,12 +158,14 @@ def randomize_weights(model: keras.Model, rng: np.random.Generator) -> keras.Mod
 def build_mlp(rng, functional: bool = False) -> keras.Model:
     """Dense ReLU MLP 5 → 6 → 7 → 5 → 4 → 3 with linear outputs."""
     model = _assemble(_mlp_layers(rng), MLP_INPUT_SHAPE, functional, "mlp")
+    assert tuple(weighted_layer_names(model)) == MLP_WEIGHTED_LAYERS
     return randomize_weights(model, rng)
 
 
 def build_convnet(rng, functional: bool = False) -> keras.Model:
-    """11×11×2 → valid conv → stride-2 same conv → dilated same conv → max pool → dense, 3 outputs."""
+    """10×10×2 → valid, strided same, dilated same convs → max pool → dense; 3 outputs."""
     model = _assemble(_convnet_layers(rng), CONVNET_INPUT_SHAPE, functional, "convnet")
+    assert tuple(weighted_layer_names(model)) == CONVNET_WEIGHTED_LAYERS
     return randomize_weights(model, rng)
 
 
@@ -158,6 +173,7 @@ def build_softmax_classifier(rng, functional: bool = False, softmax: str = "dens
     """The MLP ending in a softmax: inside the last Dense ("dense") or as a Softmax layer."""
     output_activation = "softmax" if softmax == "dense" else "softmax_layer"
     model = _assemble(_mlp_layers(rng, output_activation), MLP_INPUT_SHAPE, functional, "classifier")
+    assert tuple(weighted_layer_names(model)) == MLP_WEIGHTED_LAYERS
     return randomize_weights(model, rng)
 
 
