@@ -313,3 +313,24 @@ def test_activation_recorder_packs_the_masks_and_samples_units(tmp_path, rng):
         expected = np.concatenate([masks[name][:, layers[name]["units"]] for name in layers], axis=1)
         np.testing.assert_array_equal(unpacked, expected)
     assert not np.array_equal(records["packed"][0], records["packed"][-1])
+
+
+def test_resumed_run_appends_and_continues_the_sums(tmp_path, rng, float64):
+    x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))
+    whole = _mlp(np.random.default_rng(5))
+    split = keras.models.clone_model(whole)
+    split.set_weights(whole.get_weights())
+    _fit_recorded(whole, x, y, TaylorRecorder(tmp_path / "whole", verbose=0), epochs=2)
+    split.compile(keras.optimizers.SGD(0.05), "mse")
+    for mode in ("new", "resume"):
+        split.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[TaylorRecorder(tmp_path / "split", mode=mode, verbose=0)])
+    whole_run, split_run = kt.load_run(tmp_path / "whole"), kt.load_run(tmp_path / "split")
+    np.testing.assert_array_equal(split_run.stream("rounds").read("step"), np.arange(6))
+    assert_close(split_run.stream("rounds").read("loss"), whole_run.stream("rounds").read("loss"), "float64")
+    for name in ("gram.first.layer", "gram.second.neuron", "gram.network"):
+        resumed, reference = _last(split_run, name), _last(whole_run, name)
+        assert resumed.rounds == reference.rounds == 6
+        assert_close(resumed.gram, reference.gram, "float64")
+        assert_close(resumed.constant, reference.constant, "float64")
+    assert len(split_run.manifest["sessions"]) == 1
