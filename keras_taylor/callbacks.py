@@ -18,6 +18,7 @@ Both work from `model.fit(callbacks=[...])` and from a custom training loop
 import contextlib
 import dataclasses
 import importlib.metadata
+import importlib.util
 import math
 import sys
 
@@ -110,6 +111,10 @@ class TaylorRecorder(keras.callbacks.Callback):
         jtj_route: "propagate" computes JᵀJ of dense chains backward through the masked
             weights (Observation 2); "batch_jacobian" forms J per output component
             (the naive route, kept for comparison).
+        data_description: What the training data is (name, split, size...), stored
+            in the manifest.
+        tensorboard_dir: If given, the loss of every recorded round is also written
+            there as a TensorBoard scalar ("taylor/round_loss", by global step).
         batch_size: The training batch size, for the storage estimate (Keras does not
             tell callbacks); default 32, Keras's own default.
         verbose: Print the plan and storage estimate at the start.
@@ -137,6 +142,8 @@ class TaylorRecorder(keras.callbacks.Callback):
         batch_size: int | None = None,
         scales=("network", "layer", "neuron"),
         jtj_route: str = "propagate",
+        data_description: dict | None = None,
+        tensorboard_dir=None,
         verbose: int = 1,
     ):
         super().__init__()
@@ -166,6 +173,14 @@ class TaylorRecorder(keras.callbacks.Callback):
         if jtj_route not in ("propagate", "batch_jacobian"):
             raise ValueError(f"jtj_route must be 'propagate' or 'batch_jacobian'. Received: {jtj_route!r}")
         self.jtj_route = jtj_route
+        self.data_description = dict(data_description or {})
+        self.tensorboard_dir = tensorboard_dir
+        if tensorboard_dir is not None and importlib.util.find_spec("tensorboard") is None:
+            raise ValueError(
+                "tensorboard_dir needs TensorBoard, which is not installed: "
+                "pip install 'keras_taylor[tensorboard]'."
+            )
+        self._summary_writer = None
         self.verbose = verbose
         self._resolved_schedule = schedule
         self._last_checkpoint = None
@@ -376,6 +391,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             "network": {"route": self.plan.network_route, "reason": network_reason,
                         "parameter_slots": [[v.path] for v in model.trainable_weights]},
             "dtype": self.dtype,
+            "data": self.data_description,
             "estimated_bytes": estimate,
             "versions": _versions(),
         }
@@ -388,6 +404,8 @@ class TaylorRecorder(keras.callbacks.Callback):
             self._restore_sums()
         self._capture = recording.ForwardCapture(model)
         self._capture.install()
+        if self.tensorboard_dir is not None:
+            self._summary_writer = tf.summary.create_file_writer(str(self.tensorboard_dir))
 
     def _restore_sums(self) -> None:
         run = storage.load_run(self.logdir)
@@ -487,6 +505,9 @@ class TaylorRecorder(keras.callbacks.Callback):
             gradients = {key.split("/")[1]: value for key, value in values.items() if key.startswith("gradient/")}
             self.writer.write_chunk("gradients", step=np.array([self._step]),
                                     **{f"w{k}": v[None] for k, v in gradients.items()})
+        if self._summary_writer is not None:
+            with self._summary_writer.as_default(step=self._step):
+                tf.summary.scalar("taylor/round_loss", loss)
         if not finite:
             self._nonfinite.append(self._step)
             self.writer.write_manifest(nonfinite_rounds=self._nonfinite)
@@ -585,6 +606,8 @@ class TaylorRecorder(keras.callbacks.Callback):
         if self.writer is None:
             return
         self._capture.uninstall()
+        if self._summary_writer is not None:
+            self._summary_writer.close()
         if self.plan.quadratic and self._sums:
             self._checkpoint()
         self.writer.close(status="complete")

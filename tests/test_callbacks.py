@@ -334,3 +334,21 @@ def test_resumed_run_appends_and_continues_the_sums(tmp_path, rng, float64):
         assert_close(resumed.gram, reference.gram, "float64")
         assert_close(resumed.constant, reference.constant, "float64")
     assert len(split_run.manifest["sessions"]) == 1
+
+
+def test_tensorboard_scalars_and_data_description(tmp_path, rng):
+    import tensorflow as tf
+
+    model = _mlp(rng)
+    x, y = rng.normal(size=(3 * BATCH, 6)).astype("float32"), rng.normal(size=(3 * BATCH, 3)).astype("float32")
+    recorder = TaylorRecorder(tmp_path / "run", tensorboard_dir=tmp_path / "tb", verbose=0,
+                              data_description={"name": "gaussian", "examples": 24})
+    _fit_recorded(model, x, y, recorder, epochs=1)
+    run = kt.load_run(tmp_path / "run")
+    assert run.manifest["data"] == {"name": "gaussian", "examples": 24}
+    scalars = {}
+    for event_file in (tmp_path / "tb").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                scalars[event.step] = float(tf.make_ndarray(value.tensor))
+    np.testing.assert_allclose([scalars[step] for step in range(3)], run.stream("rounds").read("loss"), rtol=1e-6)
