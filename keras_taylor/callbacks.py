@@ -701,7 +701,7 @@ class ActivationRecorder(keras.callbacks.Callback):
     def _masks(self, x) -> dict:
         if self._probe_model is None:
             return kt_masks.activation_masks(self.model, x)
-        outputs = self._probe_model(x, training=False)
+        outputs = self._probe_model([x], training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         return {layer.name: np.asarray(output) > 0 for layer, output in zip(self._layers, outputs)}
 

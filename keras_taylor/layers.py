@@ -19,12 +19,31 @@ def _refuse_activation(class_name: str, kwargs: dict) -> None:
         )
 
 
-def _mask_spec(output_spec):
-    return keras.KerasTensor(output_spec.shape, dtype="bool")
+class _RectifiedMixin:
+    """ReLU on the parent layer's affine output, with the mask on request."""
+
+    def call(self, inputs, training=None, return_mask=False):
+        del training
+        preactivation = super().call(inputs)
+        outputs = ops.relu(preactivation)
+        if return_mask:
+            return outputs, ops.greater(preactivation, 0)
+        return outputs
+
+    def compute_output_spec(self, inputs, training=None, return_mask=False):
+        output_spec = super().compute_output_spec(inputs)
+        if return_mask:
+            return output_spec, keras.KerasTensor(output_spec.shape, dtype="bool")
+        return output_spec
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("activation")
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_taylor")
-class RectifiedDense(keras.layers.Dense):
+class RectifiedDense(_RectifiedMixin, keras.layers.Dense):
     """A densely connected ReLU layer that can expose its activation mask.
 
     Args:
@@ -45,27 +64,9 @@ class RectifiedDense(keras.layers.Dense):
             )
         super().__init__(units, activation=None, **kwargs)
 
-    def call(self, inputs, training=None, return_mask=False):
-        preactivation = super().call(inputs, training=training)
-        outputs = ops.relu(preactivation)
-        if return_mask:
-            return outputs, ops.greater(preactivation, 0)
-        return outputs
-
-    def compute_output_spec(self, inputs, training=None, return_mask=False):
-        output_spec = super().compute_output_spec(inputs)
-        if return_mask:
-            return output_spec, _mask_spec(output_spec)
-        return output_spec
-
-    def get_config(self):
-        config = super().get_config()
-        config.pop("activation")
-        return config
-
 
 @keras.saving.register_keras_serializable(package="keras_taylor")
-class RectifiedConv2D(keras.layers.Conv2D):
+class RectifiedConv2D(_RectifiedMixin, keras.layers.Conv2D):
     """A 2-D convolution with ReLU that can expose its activation mask.
 
     Args:
@@ -86,21 +87,3 @@ class RectifiedConv2D(keras.layers.Conv2D):
                 f"Received: filters={filters!r}"
             )
         super().__init__(filters, kernel_size, activation=None, **kwargs)
-
-    def call(self, inputs, training=None, return_mask=False):
-        preactivation = super().call(inputs)
-        outputs = ops.relu(preactivation)
-        if return_mask:
-            return outputs, ops.greater(preactivation, 0)
-        return outputs
-
-    def compute_output_spec(self, inputs, training=None, return_mask=False):
-        output_spec = super().compute_output_spec(inputs)
-        if return_mask:
-            return output_spec, _mask_spec(output_spec)
-        return output_spec
-
-    def get_config(self):
-        config = super().get_config()
-        config.pop("activation")
-        return config
