@@ -535,8 +535,9 @@ class TaylorRecorder(keras.callbacks.Callback):
                 curvature = np.ones_like(z) if jtj is None else np.einsum("bii->bi", jtj)
                 self.writer.extend(
                     f"stream.{plan.name}", step=np.full(len(z), self._step), weight=np.full(len(z), weight),
-                    inputs=inputs.astype(self.dtype), z=z[:, plan.neurons], q=q[:, plan.neurons],
-                    curvature=curvature[:, plan.neurons], residual_sq=residual_sq,
+                    inputs=inputs.astype(self.dtype), z=z[:, plan.neurons].astype(self.dtype),
+                    q=q[:, plan.neurons].astype(self.dtype),
+                    curvature=curvature[:, plan.neurons].astype(self.dtype), residual_sq=residual_sq,
                 )
             if plan.layer_route == "gram":
                 if jtj is None:
