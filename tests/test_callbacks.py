@@ -352,3 +352,26 @@ def test_tensorboard_scalars_and_data_description(tmp_path, rng):
             for value in event.summary.value:
                 scalars[event.step] = float(tf.make_ndarray(value.tensor))
     np.testing.assert_allclose([scalars[step] for step in range(3)], run.stream("rounds").read("loss"), rtol=1e-6)
+
+
+def test_streamed_neuron_factors_sum_to_the_accumulated_grams(tmp_path, rng, float64):
+    x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))
+    accumulated = _mlp(np.random.default_rng(11))
+    streamed = keras.models.clone_model(accumulated)
+    streamed.set_weights(accumulated.get_weights())
+    _fit_recorded(accumulated, x, y, TaylorRecorder(tmp_path / "gram", scales=("neuron",), verbose=0))
+    _fit_recorded(streamed, x, y, TaylorRecorder(tmp_path / "stream", scales=("neuron",), max_gram_cost=0.0,
+                                                 dtype="float64", verbose=0))
+    gram_run, stream_run = kt.load_run(tmp_path / "gram"), kt.load_run(tmp_path / "stream")
+    assert stream_run.manifest["layers"]["second"]["neuron"] == "stream"
+    for name in ("first", "second"):
+        rows = stream_run.stream(f"stream.{name}").read()
+        weight, inputs, curvature = rows["weight"], rows["inputs"], rows["curvature"]
+        gram = np.einsum("e,ek,ei,ej->kij", weight, curvature, inputs, inputs)
+        linear = np.einsum("e,ek,ei->ki", weight, rows["q"] - curvature * rows["z"], inputs)
+        constant = np.einsum("e,ek->k", weight, rows["residual_sq"][:, None] - 2 * rows["z"] * rows["q"]
+                             + curvature * rows["z"] ** 2)
+        reference = _last(gram_run, f"gram.{name}.neuron")
+        assert_close(gram, reference.gram, "float64")
+        assert_close(linear, reference.linear, "float64")
+        assert_close(constant, reference.constant, "float64")
