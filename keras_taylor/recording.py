@@ -134,9 +134,6 @@ class RecordingPlan:
     identity_layer: str | None = None
     record_gradients: bool = False
 
-    def layer(self, name: str) -> LayerPlan:
-        return next(plan for plan in self.layers if plan.name == name)
-
 
 def dense_chain(model: keras.Model) -> tuple:
     """The dense layers of `model` if it is a chain of Dense layers joined by elementwise ops.

@@ -50,10 +50,6 @@ class QuadraticSums:
     constant: np.ndarray
     rounds: int = 0
 
-    @classmethod
-    def zeros(cls, members: int, size: int) -> "QuadraticSums":
-        return cls(np.zeros((members, size, size)), np.zeros((members, size)), np.zeros(members))
-
     def add(self, gram, linear, constant) -> None:
         self.gram += gram
         self.linear += linear
