@@ -523,15 +523,18 @@ class TaylorRecorder(keras.callbacks.Callback):
         weight = statistics.reduction_weight(batch_size, self.num_outputs, self.resolved.convex_loss.reduction)
         residual_sq = values["residual_sq"].astype(np.float64)
         for plan in self.plan.layers:
-            if "gram" not in (plan.neuron_route, plan.layer_route) and plan.neuron_route != "stream":
+            if plan.neuron_route == "gram":
+                self._add(f"{plan.name}.neuron", tuple(
+                    weight * values[f"{plan.name}/neuron_{part}"].astype(np.float64)
+                    for part in ("gram", "linear", "constant")
+                ))
+            identity = plan.name == self.plan.identity_layer
+            layer_gram = plan.layer_route == "gram" and not identity  # J = I: the sum of its neurons
+            if not layer_gram and plan.neuron_route != "stream":
                 continue
             inputs, z, q = (values[f"{plan.name}/{key}"].astype(np.float64) for key in ("inputs", "z", "q"))
-            identity = plan.name == self.plan.identity_layer
             jtj = None if identity else self._jtj(values, plan.name)
-            if plan.neuron_route == "gram":
-                terms = statistics.neuron_terms(inputs, z, q, residual_sq, jtj, plan.neurons, weight)
-                self._add(f"{plan.name}.neuron", terms)
-            elif plan.neuron_route == "stream":
+            if plan.neuron_route == "stream":
                 curvature = np.ones_like(z) if jtj is None else np.einsum("bii->bi", jtj)
                 self.writer.extend(
                     f"stream.{plan.name}", step=np.full(len(z), self._step), weight=np.full(len(z), weight),
@@ -539,9 +542,7 @@ class TaylorRecorder(keras.callbacks.Callback):
                     q=q[:, plan.neurons].astype(self.dtype),
                     curvature=curvature[:, plan.neurons].astype(self.dtype), residual_sq=residual_sq,
                 )
-            if plan.layer_route == "gram":
-                if jtj is None:
-                    continue  # identity output layer: the layer scale is the sum of its neurons.
+            if layer_gram:
                 self._add(f"{plan.name}.layer", statistics.layer_terms(inputs, z, q, residual_sq, jtj, weight))
         if self.plan.network_route == "gram":
             names = [layer.name for layer in network.weighted_layers(self.model)]

@@ -297,6 +297,8 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
             per_example[f"{layer.name}/z"] = preactivation
             per_example[f"{layer.name}/inputs"] = trace.layer_inputs[layer.name]
     values.update(_gather_replicas(per_example))
+    if plan.quadratic:
+        _neuron_gram_terms(plan, values)
     batch_size = tf.shape(outputs)[0]
     context = tf.distribute.get_replica_context()
     if context is not None and context.num_replicas_in_sync > 1:
@@ -310,6 +312,43 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
     values["loss"] = loss
     values["batch_size"] = batch_size
     return values
+
+
+def _neuron_gram_terms(plan: RecordingPlan, values: dict) -> None:
+    """Replaces per-example data of "gram" neuron routes by the round's unweighted sums.
+
+    For each recorded neuron α (see `keras_taylor.statistics`):
+    Σ_b M_αα x̃x̃ᵀ, Σ_b (q_α − M_αα z_α) x̃ and Σ_b (‖r‖² − 2 z_α q_α + M_αα z_α²);
+    with J = I (the output layer) one Gram Σ_b x̃x̃ᵀ serves every neuron. Computed in
+    the step, so only these sums cross to the host.
+    """
+    for layer in plan.layers:
+        if layer.neuron_route != "gram":
+            continue
+        name, neurons = layer.name, list(layer.neurons)
+        inputs = values[f"{name}/inputs"]
+        z = tf.gather(values[f"{name}/z"], neurons, axis=1)
+        q = tf.gather(values[f"{name}/q"], neurons, axis=1)
+        if name == plan.identity_layer:
+            curvature = tf.ones_like(z)
+            gram = tf.matmul(inputs, inputs, transpose_a=True)[None]
+        else:
+            if f"{name}/jtj" in values:
+                diagonal = tf.linalg.diag_part(values[f"{name}/jtj"])
+            else:
+                diagonal = tf.reduce_sum(values[f"{name}/jacobian"] ** 2, axis=1)
+            curvature = tf.gather(diagonal, neurons, axis=1)
+            weighted = tf.transpose(curvature)[:, :, None] * inputs[None]
+            gram = tf.matmul(weighted, tf.broadcast_to(inputs[None], tf.shape(weighted)), transpose_a=True)
+        values[f"{name}/neuron_gram"] = gram
+        values[f"{name}/neuron_linear"] = tf.matmul(q - curvature * z, inputs, transpose_a=True)
+        values[f"{name}/neuron_constant"] = tf.reduce_sum(
+            values["residual_sq"][:, None] - 2 * z * q + curvature * z**2, axis=0
+        )
+        layer_gram = layer.layer_route == "gram" and name != plan.identity_layer
+        if not layer_gram and plan.network_route != "gram":
+            for key in ("inputs", "z", "q", "jtj", "jacobian"):
+                values.pop(f"{name}/{key}", None)
 
 
 def numpy_round(values: dict) -> dict:

@@ -19,7 +19,9 @@ contributes κ times:
   H += GᵀG,  g += Gᵀc,  s += ‖c‖².
 
 For the linear output layer of a squared-error model J = I, so M = I and every
-neuron shares the Gram Σ x̃x̃ᵀ ("identity" terms below).
+neuron shares the Gram Σ x̃x̃ᵀ. The neuron terms are summed over the batch
+inside the training step (`keras_taylor.recording`); the layer and network
+terms below are summed here from per-example data.
 """
 
 import dataclasses
@@ -59,38 +61,6 @@ class QuadraticSums:
     def value(self, v: np.ndarray) -> np.ndarray:
         """vᵀHv + 2gᵀv + s for each member, v `[K, P]`."""
         return np.einsum("ki,kij,kj->k", v, self.gram, v) + 2 * np.einsum("ki,ki->k", self.linear, v) + self.constant
-
-
-def _diag(jtj: np.ndarray | None, units: int, batch: int) -> np.ndarray:
-    return np.ones((batch, units)) if jtj is None else np.einsum("bii->bi", jtj)
-
-
-def neuron_terms(inputs, z, q, residual_sq, jtj, neurons, weight):
-    """One round's (H, g, s) for each neuron in `neurons`.
-
-    Args:
-        inputs: x̃ `[B, P]`.
-        z, q: `[B, u]`.
-        residual_sq: ‖r‖² per example `[B]`.
-        jtj: M `[B, u, u]`, or None when J = I.
-        neurons: Unit indices.
-        weight: κ.
-
-    Returns:
-        `(gram [K, P, P], linear [K, P], constant [K])`; with `jtj=None` the Gram is
-        shared and returned once, `[1, P, P]`.
-    """
-    inputs = np.asarray(inputs, np.float64)
-    neurons = np.asarray(neurons)
-    curvature = _diag(jtj, z.shape[1], len(inputs))[:, neurons]
-    z, q = np.asarray(z, np.float64)[:, neurons], np.asarray(q, np.float64)[:, neurons]
-    if jtj is None:
-        gram = (inputs.T @ inputs)[None]  # J = I: one Gram shared by every neuron
-    else:
-        gram = np.matmul((curvature.T[:, :, None] * inputs[None]).transpose(0, 2, 1), inputs)
-    linear = np.einsum("bk,bi->ki", q - curvature * z, inputs)
-    constant = np.sum(residual_sq[:, None] - 2 * z * q + curvature * z**2, axis=0)
-    return weight * gram, weight * linear, weight * constant
 
 
 def layer_terms(inputs, z, q, residual_sq, jtj, weight):
