@@ -533,9 +533,8 @@ class TaylorRecorder(keras.callbacks.Callback):
             if not layer_gram and plan.neuron_route != "stream":
                 continue
             inputs, z, q = (values[f"{plan.name}/{key}"].astype(np.float64) for key in ("inputs", "z", "q"))
-            jtj = None if identity else self._jtj(values, plan.name)
             if plan.neuron_route == "stream":
-                curvature = np.ones_like(z) if jtj is None else np.einsum("bii->bi", jtj)
+                curvature = values[f"{plan.name}/curvature"]
                 self.writer.extend(
                     f"stream.{plan.name}", step=np.full(len(z), self._step), weight=np.full(len(z), weight),
                     inputs=inputs.astype(self.dtype), z=z[:, plan.neurons].astype(self.dtype),
@@ -543,6 +542,7 @@ class TaylorRecorder(keras.callbacks.Callback):
                     curvature=curvature[:, plan.neurons].astype(self.dtype), residual_sq=residual_sq,
                 )
             if layer_gram:
+                jtj = self._jtj(values, plan.name)
                 self._add(f"{plan.name}.layer", statistics.layer_terms(inputs, z, q, residual_sq, jtj, weight))
         if self.plan.network_route == "gram":
             names = [layer.name for layer in network.weighted_layers(self.model)]

@@ -323,6 +323,8 @@ def _neuron_gram_terms(plan: RecordingPlan, values: dict) -> None:
     the step, so only these sums cross to the host.
     """
     for layer in plan.layers:
+        if layer.neuron_route == "stream":
+            _stream_curvature(plan, layer, values)
         if layer.neuron_route != "gram":
             continue
         name, neurons = layer.name, list(layer.neurons)
@@ -333,11 +335,7 @@ def _neuron_gram_terms(plan: RecordingPlan, values: dict) -> None:
             curvature = tf.ones_like(z)
             gram = tf.matmul(inputs, inputs, transpose_a=True)[None]
         else:
-            if f"{name}/jtj" in values:
-                diagonal = tf.linalg.diag_part(values[f"{name}/jtj"])
-            else:
-                diagonal = tf.reduce_sum(values[f"{name}/jacobian"] ** 2, axis=1)
-            curvature = tf.gather(diagonal, neurons, axis=1)
+            curvature = tf.gather(_jtj_diagonal(values, name), neurons, axis=1)
             weighted = tf.transpose(curvature)[:, :, None] * inputs[None]
             gram = tf.matmul(weighted, tf.broadcast_to(inputs[None], tf.shape(weighted)), transpose_a=True)
         values[f"{name}/neuron_gram"] = gram
@@ -349,6 +347,26 @@ def _neuron_gram_terms(plan: RecordingPlan, values: dict) -> None:
         if not layer_gram and plan.network_route != "gram":
             for key in ("inputs", "z", "q", "jtj", "jacobian"):
                 values.pop(f"{name}/{key}", None)
+
+
+def _jtj_diagonal(values: dict, name: str):
+    """diag(JᵀJ) `[B, u]` from the propagated JᵀJ or from J."""
+    if f"{name}/jtj" in values:
+        return tf.linalg.diag_part(values[f"{name}/jtj"])
+    return tf.reduce_sum(values[f"{name}/jacobian"] ** 2, axis=1)
+
+
+def _stream_curvature(plan: RecordingPlan, layer: LayerPlan, values: dict) -> None:
+    """For streamed neuron factors, ships diag(JᵀJ) of the recorded neurons, not JᵀJ."""
+    name = layer.name
+    if name == plan.identity_layer:
+        diagonal = tf.ones_like(values[f"{name}/z"])
+    else:
+        diagonal = _jtj_diagonal(values, name)
+    values[f"{name}/curvature"] = diagonal
+    if layer.layer_route != "gram" and plan.network_route != "gram":
+        values.pop(f"{name}/jtj", None)
+        values.pop(f"{name}/jacobian", None)
 
 
 def numpy_round(values: dict) -> dict:
