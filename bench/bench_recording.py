@@ -102,6 +102,7 @@ def main():
           f"TensorFlow {tf.__version__}, Keras {keras.__version__}; autoencoder 784-50-30-20-30-50-784, "
           f"batch 64; step times are medians over an epoch of {len(pixels)} examples "
           f"({args.naive_examples} for the naive route)")
+    print()
     print(f"| configuration | step (ms) | ratio to plain |")
     print(f"|---|---|---|")
     for name, median in results:
