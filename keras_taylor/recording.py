@@ -181,17 +181,22 @@ def _gather_replicas(values: dict) -> dict:
     return {key: context.all_gather(value, axis=0) for key, value in values.items()}
 
 
-def _chain_multipliers(capture: ForwardCapture, chain: tuple) -> dict:
-    """s_l = ∂x_{l+1}/∂z_l (elementwise along a dense chain): ReLU mask times dropout keep."""
-    trace, tape = capture.trace, capture.tape
+def _chain_multipliers(model, capture: ForwardCapture, chain: tuple) -> dict:
+    """s_l = ∂x_{l+1}/∂z_l along a dense chain: the product of the rectifier masks and
+    dropout keep masks between dense layer l and dense layer l + 1."""
+    trace = capture.trace
+    layers = [layer for layer in network.model_layers(model) if network.classify_layer(layer) != "input"]
+    positions = {layer.name: index for index, layer in enumerate(layers)}
     multipliers = {}
     for name, next_name in zip(chain[:-1], chain[1:]):
-        multipliers[name] = tape.gradient(
-            trace.layer_inputs[next_name],
-            trace.preactivations[name],
-            output_gradients=tf.ones_like(trace.layer_inputs[next_name]),
-            unconnected_gradients=tf.UnconnectedGradients.ZERO,
-        )
+        dtype = trace.preactivations[name].dtype
+        multiplier = tf.ones_like(trace.preactivations[name])
+        for layer in layers[positions[name]: positions[next_name]]:
+            if layer.name in trace.masks:
+                multiplier = multiplier * tf.cast(trace.masks[layer.name], dtype)
+            if layer.name in trace.dropout_masks:
+                multiplier = multiplier * tf.cast(trace.dropout_masks[layer.name], dtype)
+        multipliers[name] = multiplier
     return multipliers
 
 
@@ -203,7 +208,7 @@ def _chain_jtj(model, plan: RecordingPlan, capture: ForwardCapture, wanted: set)
     """
     chain = plan.dense_chain
     lowest = min(chain.index(name) for name in wanted)
-    multipliers = _chain_multipliers(capture, chain[lowest:])
+    multipliers = _chain_multipliers(model, capture, chain[lowest:])
     jtj = {}
     current = None
     for index in range(len(chain) - 2, lowest - 1, -1):

@@ -375,3 +375,17 @@ def test_streamed_neuron_factors_sum_to_the_accumulated_grams(tmp_path, rng, flo
         assert_close(gram, reference.gram, "float64")
         assert_close(linear, reference.linear, "float64")
         assert_close(constant, reference.constant, "float64")
+
+
+def test_propagated_jtj_equals_the_batch_jacobian_route_under_dropout(tmp_path, rng, float64):
+    x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))
+    runs = {}
+    for route in ("propagate", "batch_jacobian"):
+        model = _mlp(np.random.default_rng(3), dropout=0.3)
+        _fit_recorded(model, x, y, TaylorRecorder(tmp_path / route, scales=("neuron", "layer"), jtj_route=route,
+                                                  verbose=0))
+        runs[route] = kt.load_run(tmp_path / route)
+    for name in ("gram.first.layer", "gram.first.neuron", "gram.second.layer"):
+        fast, slow = _last(runs["propagate"], name), _last(runs["batch_jacobian"], name)
+        assert_close(fast.gram, slow.gram, "float64")
+        assert_close(fast.linear, slow.linear, "float64")
