@@ -234,6 +234,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         self._resolved_schedule = self.schedule or (
             schedules.every_step() if quadratic else schedules.every_k_steps(10)
         )
+        rounds = max(1, self._expected_rounds())
         plans, per_round, per_checkpoint = [], 0, 0
         training_flops = 6 * batch_size * sum(int(np.prod(v.shape)) for v in model.trainable_weights)
         for layer in selected:
@@ -278,9 +279,7 @@ class TaylorRecorder(keras.callbacks.Callback):
                 jacobian_all = batch_size * num_outputs * spatial * units * item
                 jacobian_chosen = batch_size * num_outputs * spatial * len(chosen) * item
                 input_bytes = batch_size * int(np.prod(layer.input.shape[1:])) * item
-                if layer_route == "factors" and (
-                    jacobian_all + input_bytes > self.storage_budget_bytes / max(1, self._expected_rounds())
-                ):
+                if layer_route == "factors" and jacobian_all + input_bytes > self.storage_budget_bytes / rounds:
                     layer_route = "skipped"
                     reasons.append(
                         f"layer-scale factors take {_human_bytes(jacobian_all + input_bytes)} per round; "
@@ -612,9 +611,9 @@ class TaylorRecorder(keras.callbacks.Callback):
             self._summary_writer.close()
         if self.plan.quadratic and self._sums:
             self._checkpoint()
-        self.writer.close(status="complete")
-        self.writer.write_manifest(next_step=self._step, rounds_recorded=self._rounds,
-                                   nonfinite_rounds=self._nonfinite)
+        self.writer.close(status="complete", next_step=self._step, rounds_recorded=self._rounds,
+                          nonfinite_rounds=self._nonfinite)
+        self.writer = None
 
 
 class ActivationRecorder(keras.callbacks.Callback):
@@ -737,6 +736,7 @@ class ActivationRecorder(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
 
     def close(self) -> None:
         self.on_train_end()

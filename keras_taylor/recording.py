@@ -244,11 +244,13 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
     """
     trace, tape = capture.trace, capture.tape
     outputs = trace.outputs if plan.at_logits else trace.model_outputs
-    with tf.GradientTape() as loss_tape:
-        loss_tape.watch(trace.model_outputs)
-        loss = keras_loss(y, trace.model_outputs)
     values = {}
-    if plan.record_gradients:
+    if not plan.record_gradients:
+        loss = keras_loss(y, trace.model_outputs)
+    else:
+        with tf.GradientTape() as loss_tape:
+            loss_tape.watch(trace.model_outputs)
+            loss = keras_loss(y, trace.model_outputs)
         gradients = tape.gradient(
             trace.model_outputs, model.trainable_weights,
             output_gradients=loss_tape.gradient(loss, trace.model_outputs),

@@ -162,10 +162,10 @@ class RunWriter:
             self._buffers[name] = []
             self._buffered_rows[name] = 0
 
-    def close(self, status: str = "complete") -> None:
-        """Flushes every stream and marks the run's status in the manifest."""
+    def close(self, status: str = "complete", **updates) -> None:
+        """Flushes every stream and writes the manifest once, with its status and `updates`."""
         self.flush()
-        self.write_manifest(status=status)
+        self.write_manifest(status=status, **updates)
 
 
 class Stream:
