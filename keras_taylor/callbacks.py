@@ -16,6 +16,7 @@ Both work from `model.fit(callbacks=[...])` and from a custom training loop
 """
 
 import contextlib
+import hashlib
 import dataclasses
 import importlib.metadata
 import importlib.util
@@ -77,6 +78,15 @@ def _layer_sizes(layer) -> tuple[int, int, int]:
     per_neuron = int(np.prod(kernel_shape[:-1])) + (0 if layer.bias is None else 1)
     spatial = int(np.prod(layer.output.shape[1:-1])) if network.classify_layer(layer) == "conv2d" else 1
     return per_neuron, kernel_shape[-1], spatial
+
+
+def _layer_geometry(layer) -> dict:
+    """What the post-hoc analysis needs to rebuild A(x; V) from a stored layer input."""
+    geometry = {"kind": network.classify_layer(layer), "use_bias": layer.bias is not None}
+    if geometry["kind"] == "conv2d":
+        geometry.update(kernel_size=list(layer.kernel_size), strides=list(layer.strides),
+                        padding=layer.padding, dilation_rate=list(layer.dilation_rate))
+    return geometry
 
 
 class TaylorRecorder(keras.callbacks.Callback):
@@ -285,10 +295,11 @@ class TaylorRecorder(keras.callbacks.Callback):
                         f"layer-scale factors take {_human_bytes(jacobian_all + input_bytes)} per round; "
                         "over the storage budget for the expected rounds"
                     )
+                weight_bytes = sum(int(np.prod(w.shape)) for w in layer.trainable_weights) * item
                 if layer_route == "factors":
-                    per_round += jacobian_all + input_bytes
+                    per_round += jacobian_all + input_bytes + weight_bytes
                 elif neuron_route == "factors":
-                    per_round += jacobian_chosen + input_bytes
+                    per_round += jacobian_chosen + input_bytes + weight_bytes
             plans.append(recording.LayerPlan(layer.name, kind, chosen, neuron_route, layer_route, tuple(reasons)))
         total_parameters = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
         network_route = "skipped"
@@ -360,7 +371,8 @@ class TaylorRecorder(keras.callbacks.Callback):
         routes = {
             plan.name: {
                 "neuron": plan.neuron_route, "layer": plan.layer_route, "neurons": list(plan.neurons),
-                "reasons": list(plan.reasons),
+                "reasons": list(plan.reasons), "jacobian_is_identity": plan.name == self.plan.identity_layer,
+                **_layer_geometry(model.get_layer(plan.name)),
             }
             for plan in self.plan.layers
         }
@@ -377,12 +389,13 @@ class TaylorRecorder(keras.callbacks.Callback):
                 f"storage_budget_bytes={self.storage_budget_bytes} ({_human_bytes(self.storage_budget_bytes)}). "
                 "Record fewer layers or neurons, use a sparser schedule or dtype='float16', or raise the budget."
             )
+        label_smoothing = float(getattr(self.resolved.convex_loss, "label_smoothing", 0.0))
         manifest = {
             "kind": "taylor",
             "model": {"name": model.name, "config": model.get_config()},
             "loss": {"name": self.resolved.convex_loss.name, "reduction": self.resolved.convex_loss.reduction,
                      "at_logits": self.resolved.at_logits, "num_outputs": self.num_outputs,
-                     "quadratic": self.plan.quadratic},
+                     "quadratic": self.plan.quadratic, "label_smoothing": label_smoothing},
             "optimizer": _optimizer_description(model),
             "schedule": self._schedule().to_config(),
             "checkpoints": self.checkpoints.to_config(),
@@ -399,6 +412,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         self._step = self.writer.manifest.get("next_step", 0)
         self._rounds = 0
         self._sums = {}
+        self._known_inputs = {}
         if self.mode == "resume":
             self._restore_sums()
         self._capture = recording.ForwardCapture(model)
@@ -409,6 +423,11 @@ class TaylorRecorder(keras.callbacks.Callback):
     def _restore_sums(self) -> None:
         run = storage.load_run(self.logdir)
         for name in run.streams:
+            if name.startswith("inputs."):
+                known = self._known_inputs.setdefault(name[len("inputs."):], {})
+                for chunk in run.stream(name).chunks():
+                    for input_id, row in zip(chunk["input_id"], chunk["inputs"]):
+                        known[hashlib.blake2b(row.tobytes(), digest_size=16).digest()] = int(input_id)
             if not name.startswith("gram."):
                 continue
             last = None
@@ -534,9 +553,13 @@ class TaylorRecorder(keras.callbacks.Callback):
             inputs, z, q = (values[f"{plan.name}/{key}"].astype(np.float64) for key in ("inputs", "z", "q"))
             if plan.neuron_route == "stream":
                 curvature = values[f"{plan.name}/curvature"]
+                input_ids = self._input_ids(plan.name, inputs.astype(self.dtype))
+                if self.writer.buffered_rows(f"stream.{plan.name}") + len(z) >= self.writer.chunk_rows:
+                    self.writer.flush(f"inputs.{plan.name}")  # every id in a written chunk resolves
                 self.writer.extend(
                     f"stream.{plan.name}", step=np.full(len(z), self._step), weight=np.full(len(z), weight),
-                    inputs=inputs.astype(self.dtype), z=z[:, plan.neurons].astype(self.dtype),
+                    input_id=input_ids,
+                    z=z[:, plan.neurons].astype(self.dtype),
                     q=q[:, plan.neurons].astype(self.dtype),
                     curvature=curvature[:, plan.neurons].astype(self.dtype), residual_sq=residual_sq,
                 )
@@ -551,6 +574,28 @@ class TaylorRecorder(keras.callbacks.Callback):
                 [values[f"{n}/jacobian"].astype(np.float64) for n in names],
                 values["residual"].astype(np.float64), weight,
             ))
+
+    def _input_ids(self, name: str, inputs: np.ndarray) -> np.ndarray:
+        """Ids of the rows of x̃, writing each distinct row once to the stream "inputs.<name>".
+
+        A layer whose input does not depend on the weights (the first layer) sees the
+        same training examples every epoch: storing an id per example instead of x̃
+        shrinks the stream by the input width, and lets the analysis sum each
+        distinct row's weights before forming its Gram.
+        """
+        known = self._known_inputs.setdefault(name, {})
+        ids = np.empty(len(inputs), np.int64)
+        new_rows, new_ids = [], []
+        for index, row in enumerate(inputs):
+            digest = hashlib.blake2b(row.tobytes(), digest_size=16).digest()
+            if digest not in known:
+                known[digest] = len(known)
+                new_rows.append(row)
+                new_ids.append(known[digest])
+            ids[index] = known[digest]
+        if new_rows:
+            self.writer.extend(f"inputs.{name}", input_id=np.array(new_ids), inputs=np.stack(new_rows))
+        return ids
 
     def _jtj(self, values: dict, name: str):
         if f"{name}/jtj" in values:
@@ -575,15 +620,18 @@ class TaylorRecorder(keras.callbacks.Callback):
         arrays = {"step": np.array([self._step]), "outputs": values["outputs"][None],
                   "targets": values["targets"][None]}
         for plan in factored:
-            for key in ("inputs", "z", "jacobian"):
-                arrays[f"{plan.name}/{key}"] = values[f"{plan.name}/{key}"][None].astype(self.dtype)
+            for key in ("inputs", "z", "jacobian", "kernel", "bias"):
+                if f"{plan.name}/{key}" in values:
+                    arrays[f"{plan.name}/{key}"] = values[f"{plan.name}/{key}"][None].astype(self.dtype)
         self.writer.write_chunk("factors", **arrays)
 
     def _checkpoint(self) -> None:
         if self._last_checkpoint == self._rounds:
             return
         self._last_checkpoint = self._rounds
-        self.writer.flush("rounds")
+        # Everything up to this round reaches the disk, distinct inputs before the ids that use them.
+        for stream in sorted(self.writer.buffered_streams(), key=lambda name: not name.startswith("inputs.")):
+            self.writer.flush(stream)
         for key, sums in self._sums.items():
             self.writer.write_chunk(
                 f"gram.{key}", step=np.array([self._step]), rounds=np.array([self._rounds]),

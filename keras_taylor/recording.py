@@ -303,6 +303,10 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
             per_example[f"{layer.name}/jacobian"] = jacobian
             per_example[f"{layer.name}/z"] = preactivation
             per_example[f"{layer.name}/inputs"] = trace.layer_inputs[layer.name]
+            kernel, bias = trace.weight_values[layer.name]  # W^n, read before the update
+            values[f"{layer.name}/kernel"] = kernel
+            if bias is not None:
+                values[f"{layer.name}/bias"] = bias
     values.update(_gather_replicas(per_example))
     if plan.quadratic:
         _neuron_gram_terms(plan, values)

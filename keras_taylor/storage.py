@@ -140,6 +140,14 @@ class RunWriter:
         if self._buffered_rows[stream] >= self.chunk_rows:
             self.flush(stream)
 
+    def buffered_rows(self, stream: str) -> int:
+        """Rows of `stream` buffered and not yet written."""
+        return self._buffered_rows.get(stream, 0)
+
+    def buffered_streams(self) -> list[str]:
+        """Streams with buffered rows."""
+        return [name for name, rows in self._buffered_rows.items() if rows]
+
     def write_chunk(self, stream: str, **arrays) -> None:
         """Writes `arrays` (rows on axis 0) as the stream's next chunk, unbuffered."""
         self.flush(stream)

@@ -367,7 +367,12 @@ def test_streamed_neuron_factors_sum_to_the_accumulated_grams(tmp_path, rng, flo
     assert stream_run.manifest["layers"]["second"]["neuron"] == "stream"
     for name in ("first", "second"):
         rows = stream_run.stream(f"stream.{name}").read()
-        weight, inputs, curvature = rows["weight"], rows["inputs"], rows["curvature"]
+        table = stream_run.stream(f"inputs.{name}").read()
+        assert len(np.unique(table["inputs"], axis=0)) == len(table["inputs"])  # each distinct row once
+        if name == "first":  # the model input: two epochs over x store x once
+            assert len(table["inputs"]) == len(x) < len(rows["input_id"])
+        inputs = table["inputs"][np.argsort(table["input_id"])][rows["input_id"]]
+        weight, curvature = rows["weight"], rows["curvature"]
         gram = np.einsum("e,ek,ei,ej->kij", weight, curvature, inputs, inputs)
         linear = np.einsum("e,ek,ei->ki", weight, rows["q"] - curvature * rows["z"], inputs)
         constant = np.einsum("e,ek->k", weight, rows["residual_sq"][:, None] - 2 * rows["z"] * rows["q"]

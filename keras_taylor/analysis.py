@@ -1,0 +1,853 @@
+"""Post-hoc Taylor optima and regret over a recorded run (NumPy/SciPy only).
+
+Paper, Theorem 2: with ℓ^n(W) the minibatch loss of round n and 𝒯^n(V) the
+Taylor loss of round n at a chosen scale (network, one layer, one neuron),
+
+    Regret(N) = Σ_{n≤N} ℓ^n(W^n) − min_{V∈H} Σ_{n≤N} 𝒯^n(V),
+
+and the Taylor optimum is that minimum divided by N. The theorem bounds the
+regret from above by O(√N); it is not bounded below by zero (a learner that
+moves can beat every fixed comparator, and a dead neuron's regret is exactly 0).
+"""
+
+import dataclasses
+import warnings
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+import scipy.stats
+
+from keras_taylor import schedules, storage
+from keras_taylor.losses import (CategoricalCrossentropyFromLogits, ConvexLoss, MeanSquaredError,
+                                 SparseCategoricalCrossentropyFromLogits)
+from keras_taylor.taylor import conv_patches
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverDiagnostics:
+    """How each grid point's Taylor optimum was obtained.
+
+    Attributes:
+        method: Solver name ("eigh" for the exact quadratic route, "L-BFGS-B", ...).
+        converged: `[K]` bool, whether the solver met its tolerance at each grid point.
+        gradient_norm: `[K]` norm of the objective's (projected) gradient at the minimizer.
+        iterations: `[K]` solver iterations (0 for direct solves).
+        rank: `[K]` numerical rank of the Gram (quadratic route), -1 otherwise.
+        condition: `[K]` condition number of the Gram on its numerical range, NaN otherwise.
+        ill_conditioned: `[K]` bool, flagged when the condition number is large enough that the
+            minimizer (not the minimum value) is sensitive.
+    """
+
+    method: str
+    converged: np.ndarray
+    gradient_norm: np.ndarray
+    iterations: np.ndarray
+    rank: np.ndarray
+    condition: np.ndarray
+    ill_conditioned: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class RegretCurve:
+    """Regret(N) of one network, layer or neuron over a grid of round counts N.
+
+    Attributes:
+        scale: "network", "layer" or "neuron".
+        layer: The layer's name (None at network scale).
+        neuron: The neuron's index within the layer (None unless neuron scale).
+        rounds: `[K]` int, the grid of N (rounds counted from 1).
+        cumulative_loss: `[K]` Σ_{n≤N} ℓ^n(W^n), the loss the learner incurred.
+        cumulative_taylor_optimum: `[K]` min_V Σ_{n≤N} 𝒯^n(V).
+        regret: `[K]` cumulative_loss − cumulative_taylor_optimum (may be ≤ 0).
+        diagnostics: How each minimum was computed.
+    """
+
+    scale: str
+    layer: str | None
+    neuron: int | None
+    rounds: np.ndarray
+    cumulative_loss: np.ndarray
+    cumulative_taylor_optimum: np.ndarray
+    regret: np.ndarray
+    diagnostics: SolverDiagnostics
+
+    @property
+    def average_loss(self) -> np.ndarray:
+        """`[K]` running average training loss (1/N) Σ_{n≤N} ℓ^n(W^n)."""
+        return self.cumulative_loss / self.rounds
+
+    @property
+    def taylor_optimum(self) -> np.ndarray:
+        """`[K]` hindsight Taylor optimum (1/N) min_V Σ_{n≤N} 𝒯^n(V)."""
+        return self.cumulative_taylor_optimum / self.rounds
+
+    @property
+    def normalized_regret(self) -> np.ndarray:
+        """`[K]` Regret(N)/√N, the quantity the paper plots."""
+        return self.regret / np.sqrt(self.rounds)
+
+
+@dataclasses.dataclass(frozen=True)
+class NeuronRegretBand:
+    """Neuron-scale regret of several neurons of one layer (the shaded bands of Fig. 3).
+
+    Attributes:
+        layer: The layer's name.
+        neurons: `[U]` neuron indices.
+        rounds: `[K]` the shared grid of N.
+        cumulative_loss: `[K]` the learner's cumulative loss (shared by all neurons).
+        cumulative_taylor_optimum: `[U, K]` per-neuron minima.
+        regret: `[U, K]` per-neuron regret.
+        curves: The per-neuron `RegretCurve`s, in `neurons` order.
+    """
+
+    layer: str
+    neurons: np.ndarray
+    rounds: np.ndarray
+    cumulative_loss: np.ndarray
+    cumulative_taylor_optimum: np.ndarray
+    regret: np.ndarray
+    curves: tuple
+
+    @property
+    def normalized_regret(self) -> np.ndarray:
+        """`[U, K]` Regret(N)/√N per neuron."""
+        return self.regret / np.sqrt(self.rounds)
+
+    @property
+    def mean_normalized_regret(self) -> np.ndarray:
+        """`[K]` mean over neurons of Regret(N)/√N."""
+        return self.normalized_regret.mean(axis=0)
+
+    @property
+    def std_normalized_regret(self) -> np.ndarray:
+        """`[K]` standard deviation over neurons of Regret(N)/√N."""
+        return self.normalized_regret.std(axis=0)
+
+    @property
+    def mean_taylor_optimum(self) -> np.ndarray:
+        """`[K]` mean over neurons of the Taylor optimum (1/N) min_V Σ 𝒯^n(V)."""
+        return (self.cumulative_taylor_optimum / self.rounds).mean(axis=0)
+
+    @property
+    def std_taylor_optimum(self) -> np.ndarray:
+        """`[K]` standard deviation over neurons of the Taylor optimum."""
+        return (self.cumulative_taylor_optimum / self.rounds).std(axis=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class GrowthFit:
+    """Regret(N) ≈ c·N^exponent fitted over the later half of the grid.
+
+    Attributes:
+        exponent: The fitted growth exponent (NaN when no fit is possible; see `status`).
+        interval: `(low, high)` confidence interval of the exponent.
+        confidence: The interval's confidence level.
+        sign: +1 if the fitted regret is positive, -1 if negative, 0 if it is zero.
+        rounds_used: `[K']` the grid points the fit used.
+        status: "ok", or why no exponent was fitted ("zero regret", "sign changes", "too few points").
+    """
+
+    exponent: float
+    interval: tuple
+    confidence: float
+    sign: int
+    rounds_used: np.ndarray
+    status: str
+
+
+class MissingStatisticsError(ValueError):
+    """The run directory holds no statistics for the requested scale (the message says what it holds)."""
+
+
+def _open(run) -> storage.Run:
+    return run if isinstance(run, storage.Run) else storage.load_run(run)
+
+
+def _taylor_run(run) -> storage.Run:
+    run = _open(run)
+    if run.manifest.get("kind") != "taylor":
+        raise MissingStatisticsError(
+            f"{run.logdir} is a {run.manifest.get('kind')!r} run, not a TaylorRecorder run: it holds no Taylor data."
+        )
+    return run
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundLosses:
+    """The per-round losses a run recorded, in round order.
+
+    Attributes:
+        steps: `[R]` the training step of each recorded round.
+        losses: `[R]` ℓ^n(W^n), the loss incurred (NaN/inf where training diverged).
+        finite: `[R]` whether the loss is finite (non-finite rounds are kept out of the statistics).
+    """
+
+    steps: np.ndarray
+    losses: np.ndarray
+    finite: np.ndarray
+
+    @property
+    def cumulative(self) -> np.ndarray:
+        """`[R]` Σ_{n≤N} ℓ^n(W^n) for N = 1..R (NaN from the first non-finite round on)."""
+        return np.cumsum(self.losses)
+
+
+def round_losses(run) -> RoundLosses:
+    """The losses incurred on each recorded round of a TaylorRecorder run."""
+    run = _taylor_run(run)
+    if "rounds" not in run.streams:
+        raise MissingStatisticsError(f"{run.logdir} has recorded no rounds yet.")
+    rows = run.stream("rounds").read()
+    return RoundLosses(rows["step"].astype(np.int64), rows["loss"].astype(np.float64), rows["finite"].astype(bool))
+
+
+def checkpoint_rounds(run) -> np.ndarray:
+    """`[K]` the round counts N at which the run's running sums were written (its exact grid)."""
+    run = _taylor_run(run)
+    for name in run.streams:
+        if name.startswith("gram."):
+            return np.unique(run.stream(name).read("rounds").astype(np.int64))
+    total = len(round_losses(run).steps)
+    schedule = schedules.Schedule.from_config(run.manifest["checkpoints"])
+    return np.unique([index + 1 for index in range(total) if schedule(index)] + [total])
+
+
+def log_grid(total_rounds: int, points: int = 20) -> np.ndarray:
+    """`[K]` about `points` log-spaced round counts from 1 to `total_rounds` (every round if fewer)."""
+    if total_rounds <= points:
+        return np.arange(1, total_rounds + 1)
+    return np.unique(np.round(np.geomspace(1, total_rounds, points)).astype(np.int64))
+
+
+# ------------------------------------------------------------ quadratic minima
+
+
+def minimize_quadratic(gram: np.ndarray, linear: np.ndarray, constant: np.ndarray,
+                       condition_limit: float = 1e10) -> tuple[np.ndarray, np.ndarray, dict]:
+    """min_v vᵀHv + 2gᵀv + s for each member of a stack, with H positive semidefinite.
+
+    Solved by Cholesky with complete pivoting (LAPACK `dpstrf`), which finds the
+    numerical rank r: with PᵀHP = LLᵀ (L of r columns) and Pᵀg = Lu, the minimum is
+    s − ‖u‖², unique even when the minimizer is not (H singular, e.g. pixels that
+    are zero in every image). A g with a component outside H's range would make the
+    quadratic unbounded below; that residual is reported.
+
+    Args:
+        gram: `[K, P, P]` H.
+        linear: `[K, P]` g.
+        constant: `[K]` s.
+        condition_limit: Members whose H has a larger condition number on its range are
+            flagged `ill_conditioned` (their minimizer, not their minimum, is sensitive).
+
+    Returns:
+        `(minimum [K], minimizer [K, P], diagnostics)`, diagnostics holding `[K]` arrays
+        "rank", "condition", "gradient_norm" (‖Hv + g‖ relative to ‖g‖), "range_residual"
+        (the part of g outside H's range, relative to ‖g‖) and "ill_conditioned".
+    """
+    gram, linear, constant = (np.asarray(a, np.float64) for a in (gram, linear, constant))
+    if gram.ndim != 3 or gram.shape[1] != gram.shape[2] or linear.shape != gram.shape[:2] or constant.shape != gram.shape[:1]:
+        raise ValueError(
+            "minimize_quadratic takes gram [K, P, P], linear [K, P], constant [K]. Received: shapes "
+            f"{gram.shape}, {linear.shape}, {constant.shape}"
+        )
+    count, size = linear.shape
+    minimum, minimizer = np.empty(count), np.zeros((count, size))
+    diagnostics = {key: np.empty(count) for key in ("rank", "condition", "gradient_norm", "range_residual")}
+    for member in range(count):
+        hessian, gradient = gram[member], linear[member]
+        scale = float(np.max(np.diag(hessian), initial=0.0))
+        if scale <= 0:  # H = 0 (a dead neuron): the quadratic is constant where g = 0
+            minimum[member] = constant[member]
+            residual = np.linalg.norm(gradient)
+            diagnostics["rank"][member], diagnostics["condition"][member] = 0, np.nan
+            diagnostics["gradient_norm"][member] = diagnostics["range_residual"][member] = 0.0 if residual == 0 else 1.0
+            continue
+        factor, pivots, rank, info = scipy.linalg.lapack.dpstrf(
+            hessian, lower=1, tol=max(size * np.finfo(float).eps, 1e-13)
+        )
+        if info < 0:
+            raise ValueError(f"LAPACK dpstrf rejected argument {-info} for member {member}.")
+        order = pivots[:size] - 1
+        lower = np.tril(factor[:, :rank])
+        permuted = gradient[order]
+        coefficients = scipy.linalg.solve_triangular(lower[:rank], permuted[:rank], lower=True)
+        outside = permuted[rank:] - lower[rank:] @ coefficients
+        solution = np.zeros(size)
+        solution[order[:rank]] = -scipy.linalg.solve_triangular(lower[:rank].T, coefficients, lower=False)
+        minimum[member] = constant[member] - coefficients @ coefficients
+        minimizer[member] = solution
+        reference = max(np.linalg.norm(gradient), np.finfo(float).tiny)
+        diagonal = np.abs(np.diag(lower[:rank]))
+        diagnostics["rank"][member] = rank
+        diagnostics["condition"][member] = (diagonal.max() / diagonal.min()) ** 2
+        diagnostics["gradient_norm"][member] = np.linalg.norm(hessian @ solution + gradient) / reference
+        diagnostics["range_residual"][member] = np.linalg.norm(outside) / reference
+    diagnostics["rank"] = diagnostics["rank"].astype(np.int64)
+    diagnostics["ill_conditioned"] = diagnostics["condition"] > condition_limit
+    return minimum, minimizer, diagnostics
+
+
+# ------------------------------------------------------------------ routes
+
+
+def _layer_record(run: storage.Run, layer: str) -> dict:
+    layers = run.manifest.get("layers", {})
+    if layer not in layers:
+        raise MissingStatisticsError(
+            f"{run.logdir} recorded no layer {layer!r}; it recorded {sorted(layers)} "
+            f"({_describe_routes(run)})."
+        )
+    return layers[layer]
+
+
+def _describe_routes(run: storage.Run) -> str:
+    parts = [f"{name}: neuron {record['neuron']}, layer {record['layer']}"
+             for name, record in run.manifest.get("layers", {}).items()]
+    parts.append(f"network {run.manifest.get('network', {}).get('route', 'skipped')}")
+    return "; ".join(parts)
+
+
+def _route(run: storage.Run, layer: str | None, neuron: int | None) -> str:
+    """The route that holds the requested scale, or a MissingStatisticsError saying what was recorded."""
+    if layer is None:
+        if neuron is not None:
+            raise ValueError("neuron= needs layer= too.")
+        network_record = run.manifest.get("network", {})
+        if network_record.get("route") != "gram":
+            raise MissingStatisticsError(
+                f"{run.logdir} has no network-scale statistics ({network_record.get('reason') or 'not recorded'}); "
+                f"it recorded {_describe_routes(run)}."
+            )
+        return "gram"
+    record = _layer_record(run, layer)
+    scale = "layer" if neuron is None else "neuron"
+    route = record[scale]
+    if route == "skipped":
+        reasons = "; ".join(record.get("reasons", [])) or "not requested"
+        raise MissingStatisticsError(
+            f"{run.logdir} did not record the {scale} scale of layer {layer!r} ({reasons}); "
+            f"it recorded {_describe_routes(run)}."
+        )
+    if neuron is not None and neuron not in record["neurons"]:
+        raise MissingStatisticsError(
+            f"{run.logdir} recorded neurons {record['neurons']} of layer {layer!r}, not neuron {neuron}."
+        )
+    return route
+
+
+def _select_grid(available: np.ndarray, rounds) -> np.ndarray:
+    if rounds is None:
+        return available
+    rounds = np.unique(np.asarray(rounds, np.int64))
+    missing = np.setdiff1d(rounds, available)
+    if missing.size:
+        raise MissingStatisticsError(
+            f"The running sums were written at rounds {available.tolist()}; no sums exist for rounds "
+            f"{missing.tolist()} (choose the recorder's `checkpoints` to cover them)."
+        )
+    return rounds
+
+
+def _gram_rows(run: storage.Run, stream: str, grid: np.ndarray):
+    """Yields (N, gram, linear, constant) of the checkpoints of `stream` at the rounds in `grid`."""
+    if stream not in run.streams:
+        raise MissingStatisticsError(f"{run.logdir} has no stream {stream!r} although its manifest names the route.")
+    wanted = set(grid.tolist())
+    for chunk in run.stream(stream).chunks():
+        for row, count in enumerate(chunk["rounds"]):
+            if int(count) in wanted:
+                wanted.discard(int(count))
+                yield int(count), chunk["gram"][row], chunk["linear"][row], chunk["constant"][row]
+
+
+def _quadratic_minima(run: storage.Run, layer: str | None, neurons, rounds):
+    """Taylor-optimum sums of a squared-error run at the requested scale.
+
+    Returns:
+        `(grid [K], minima [U, K], diagnostics dict of [U, K])`, U = 1 at layer and network scale.
+    """
+    if layer is None:
+        stream, members, shared = "gram.network", [0], False
+    elif neurons is None:
+        record = _layer_record(run, layer)
+        if record.get("jacobian_is_identity"):
+            return _identity_layer_minima(run, layer, record, rounds)
+        stream, members, shared = f"gram.{layer}.layer", [0], False
+    else:
+        record = _layer_record(run, layer)
+        stream, shared = f"gram.{layer}.neuron", bool(record.get("jacobian_is_identity"))
+        members = [record["neurons"].index(neuron) for neuron in neurons]
+    grid = _select_grid(checkpoint_rounds(run), rounds)
+    minima = np.full((len(members), len(grid)), np.nan)
+    diagnostics = {key: np.zeros((len(members), len(grid))) for key in
+                   ("rank", "condition", "gradient_norm", "range_residual", "ill_conditioned")}
+    position = {count: index for index, count in enumerate(grid)}
+    found = set()
+    for count, gram, linear, constant in _gram_rows(run, stream, grid):
+        if shared:  # J = I: one Gram Σ x̃x̃ᵀ serves every output neuron
+            gram = np.broadcast_to(gram[0], (len(members),) + gram.shape[1:])
+        else:
+            gram = gram[members]
+        minimum, _, info = minimize_quadratic(gram, linear[members], constant[members])
+        minima[:, position[count]] = minimum
+        for key in diagnostics:
+            diagnostics[key][:, position[count]] = info[key]
+        found.add(count)
+    missing = sorted(set(grid.tolist()) - found)
+    if missing:
+        raise MissingStatisticsError(f"{run.logdir}: stream {stream!r} has no sums at rounds {missing}.")
+    return grid, minima, diagnostics
+
+
+def _identity_layer_minima(run: storage.Run, layer: str, record: dict, rounds):
+    """Layer scale of an output layer with J = I, from its neurons' sums.
+
+    The layer's Taylor loss is Σ_α (neuron α's) minus (u − 1) copies of the shared
+    Σ κ‖r‖² = Σ_n ℓ^n(W^n) (each neuron's constant holds the whole residual), and
+    its neurons decouple, so min = Σ_α min_α − (u − 1) Σ_{finite n≤N} ℓ^n.
+    """
+    units = len(record["neurons"])
+    if record["neuron"] != "gram" or sorted(record["neurons"]) != list(range(units)) or units == 0:
+        raise MissingStatisticsError(
+            f"The layer scale of output layer {layer!r} is derived from all its neurons' sums; "
+            f"{run.logdir} recorded neurons {record['neurons']} by route {record['neuron']!r}."
+        )
+    grid, minima, diagnostics = _quadratic_minima(run, layer, record["neurons"], rounds)
+    losses = round_losses(run)
+    finite_loss = np.cumsum(np.where(losses.finite, losses.losses, 0.0))[grid - 1]
+    layer_minima = minima.sum(axis=0) - (units - 1) * finite_loss
+    summary = {key: (value.max(axis=0) if key != "rank" else value.sum(axis=0))[None]
+               for key, value in diagnostics.items()}
+    return grid, layer_minima[None], summary
+
+
+def _streamed_neuron_minima(run: storage.Run, layer: str, neurons, rounds):
+    """Neuron-scale Taylor-optimum sums from streamed per-example factors.
+
+    Each streamed example carries its weight κ, the neuron's z, q = Jᵀr, curvature
+    c = (JᵀJ)_αα, ‖r‖², and the id of its (distinct) input row x̃. Between grid
+    points the per-id weights are summed first, so each distinct x̃ enters the
+    Gram once per segment however often it was seen: H_α += X̃ᵀ diag(Σκc) X̃ over
+    the columns that are non-zero in the segment.
+
+    Returns:
+        As `_quadratic_minima`.
+    """
+    record = _layer_record(run, layer)
+    members = [record["neurons"].index(neuron) for neuron in neurons]
+    losses = round_losses(run)
+    grid = log_grid(len(losses.steps)) if rounds is None else np.unique(np.asarray(rounds, np.int64))
+    if grid.size and (grid[0] < 1 or grid[-1] > len(losses.steps)):
+        raise MissingStatisticsError(f"{run.logdir} recorded {len(losses.steps)} rounds; asked for rounds {grid.tolist()}.")
+    for name in (f"stream.{layer}", f"inputs.{layer}"):
+        if name not in run.streams:
+            raise MissingStatisticsError(f"{run.logdir} has no stream {name!r} although its manifest names the route.")
+    table = run.stream(f"inputs.{layer}").read()
+    inputs = np.zeros((int(table["input_id"].max()) + 1, table["inputs"].shape[1]), np.float64)
+    inputs[table["input_id"]] = table["inputs"]
+    count, size = len(members), inputs.shape[1]
+    gram, linear, constant = np.zeros((count, size, size)), np.zeros((count, size)), np.zeros(count)
+    curvature_sum, linear_sum = np.zeros((len(inputs), count)), np.zeros((len(inputs), count))
+    minima = np.full((count, len(grid)), np.nan)
+    diagnostics = {key: np.zeros((count, len(grid))) for key in
+                   ("rank", "condition", "gradient_norm", "range_residual", "ill_conditioned")}
+    segment = 0
+
+    def close_segment():
+        touched = np.flatnonzero(np.any(curvature_sum != 0, axis=1) | np.any(linear_sum != 0, axis=1))
+        rows = inputs[touched]
+        columns = np.flatnonzero(np.any(rows != 0, axis=0))
+        rows = rows[:, columns]
+        block = np.ix_(columns, columns)
+        for member in range(count):
+            gram[member][block] += (rows * curvature_sum[touched, member, None]).T @ rows
+            linear[member, columns] += rows.T @ linear_sum[touched, member]
+        curvature_sum[touched] = 0
+        linear_sum[touched] = 0
+        minimum, _, info = minimize_quadratic(gram, linear, constant)
+        minima[:, segment] = minimum
+        for key in diagnostics:
+            diagnostics[key][:, segment] = info[key]
+
+    for chunk in run.stream(f"stream.{layer}").chunks():
+        position = np.searchsorted(losses.steps, chunk["step"])
+        if np.any(position >= len(losses.steps)) or np.any(losses.steps[np.minimum(position, len(losses.steps) - 1)] != chunk["step"]):
+            raise storage.CorruptRunError(f"{run.logdir}: stream 'stream.{layer}' holds steps that no round recorded.")
+        round_count = position + 1
+        weight = chunk["weight"].astype(np.float64)[:, None]
+        z, q, curvature = (chunk[key].astype(np.float64)[:, members] for key in ("z", "q", "curvature"))
+        residual_sq = chunk["residual_sq"].astype(np.float64)[:, None]
+        start = 0
+        while start < len(round_count):
+            while segment < len(grid) and round_count[start] > grid[segment]:
+                close_segment()
+                segment += 1
+            if segment == len(grid):
+                break
+            stop = start + int(np.searchsorted(round_count[start:], grid[segment], side="right"))
+            part = slice(start, stop)
+            ids = chunk["input_id"][part]
+            np.add.at(curvature_sum, ids, weight[part] * curvature[part])
+            np.add.at(linear_sum, ids, weight[part] * (q[part] - curvature[part] * z[part]))
+            constant += np.sum(weight[part] * (residual_sq[part] - 2 * z[part] * q[part]
+                                               + curvature[part] * z[part] ** 2), axis=0)
+            start = stop
+        if segment == len(grid):
+            break
+    while segment < len(grid):
+        close_segment()
+        segment += 1
+    return grid, minima, diagnostics
+
+
+# ------------------------------------------------------------------ curves
+
+
+def _diagnostics(method: str, info: dict, member: int, iterations=None) -> SolverDiagnostics:
+    gradient_norm = info["gradient_norm"][member]
+    return SolverDiagnostics(
+        method=method,
+        converged=(gradient_norm < 1e-6) & (info["range_residual"][member] < 1e-6),
+        gradient_norm=gradient_norm,
+        iterations=np.zeros(len(gradient_norm), np.int64) if iterations is None else iterations,
+        rank=info["rank"][member].astype(np.int64),
+        condition=info["condition"][member],
+        ill_conditioned=info["ill_conditioned"][member].astype(bool),
+    )
+
+
+def _minima(run: storage.Run, layer, neurons, rounds, **solver_options):
+    route = _route(run, layer, None if neurons is None else neurons[0])
+    for neuron in neurons or ():
+        _route(run, layer, neuron)
+    if not run.manifest["loss"]["quadratic"]:
+        return _factored_minima(run, layer, neurons, rounds, **solver_options)
+    if route == "stream":
+        grid, minima, info = _streamed_neuron_minima(run, layer, neurons, rounds)
+    else:
+        grid, minima, info = _quadratic_minima(run, layer, neurons, rounds)
+    return grid, minima, [_diagnostics("pivoted Cholesky", info, member) for member in range(len(minima))]
+
+
+def regret_curve(run, layer: str | None = None, neuron: int | None = None, rounds=None,
+                 **solver_options) -> RegretCurve:
+    """Regret(N) of the network, one layer or one neuron (paper, Theorem 2).
+
+    Args:
+        run: A run directory (path) or an opened `storage.Run` of a TaylorRecorder.
+        layer: None for the network scale, else a recorded layer's name.
+        neuron: With `layer`, a recorded neuron (unit or filter index) for the neuron scale.
+        rounds: The grid of N. Default: the checkpoints the recorder wrote its running
+            sums at (squared error; log-spaced by default), a log-spaced grid of about 20
+            points for streamed and cross-entropy routes.
+        **solver_options: For cross-entropy runs, options of the bounded solver (see
+            `factored_taylor_optimum`).
+
+    Returns:
+        The `RegretCurve`.
+
+    Raises:
+        MissingStatisticsError: the run did not record that scale (the message says what it did record).
+    """
+    run = _taylor_run(run)
+    grid, minima, diagnostics = _minima(run, layer, None if neuron is None else [neuron], rounds, **solver_options)
+    cumulative_loss = round_losses(run).cumulative[grid - 1]
+    return RegretCurve(
+        scale="network" if layer is None else ("layer" if neuron is None else "neuron"),
+        layer=layer, neuron=neuron, rounds=grid, cumulative_loss=cumulative_loss,
+        cumulative_taylor_optimum=minima[0], regret=cumulative_loss - minima[0], diagnostics=diagnostics[0],
+    )
+
+
+def neuron_regret_band(run, layer: str, neurons=None, rounds=None, *, sample: int | None = None,
+                       seed: int = 0, **solver_options) -> NeuronRegretBand:
+    """Neuron-scale regret of several neurons of one layer, solved together.
+
+    Args:
+        run: A run directory or opened run.
+        layer: The layer's name.
+        neurons: Neuron indices; default every recorded neuron of the layer.
+        rounds: The grid of N (as `regret_curve`).
+        sample: Take a fixed random sample of this many of those neurons (the paper uses 50).
+        seed: Seed of the sample.
+
+    Returns:
+        The `NeuronRegretBand` (mean and standard deviation across neurons as properties).
+    """
+    run = _taylor_run(run)
+    recorded = list(_layer_record(run, layer)["neurons"])
+    neurons = recorded if neurons is None else [int(n) for n in neurons]
+    if not neurons:
+        raise MissingStatisticsError(f"{run.logdir} recorded no neurons of layer {layer!r}.")
+    if sample is not None and sample < len(neurons):
+        neurons = sorted(np.random.default_rng(seed).choice(neurons, sample, replace=False).tolist())
+    grid, minima, diagnostics = _minima(run, layer, neurons, rounds, **solver_options)
+    cumulative_loss = round_losses(run).cumulative[grid - 1]
+    curves = tuple(
+        RegretCurve("neuron", layer, neuron, grid, cumulative_loss, minima[index], cumulative_loss - minima[index],
+                    diagnostics[index])
+        for index, neuron in enumerate(neurons)
+    )
+    return NeuronRegretBand(layer, np.array(neurons), grid, cumulative_loss, minima, cumulative_loss[None] - minima,
+                            curves)
+
+
+def fit_growth(curve, *, fraction: float = 0.5, confidence: float = 0.95) -> GrowthFit:
+    """Fits Regret(N) ≈ c·N^a over the later `fraction` of the grid (log-log least squares).
+
+    Zero and negative regret are reported, never clipped: regret that is zero on the
+    whole fitted range (a dead neuron) gives status "zero regret"; regret that is
+    negative throughout is fitted as −c·N^a with sign −1; regret that changes sign
+    (or is zero somewhere) on the range gives status "sign changes" and no exponent.
+
+    Args:
+        curve: A `RegretCurve` (or anything with `rounds` and `regret` `[K]`).
+        fraction: The share of the grid, from its end, that the fit uses.
+        confidence: Level of the exponent's t-interval.
+
+    Returns:
+        The `GrowthFit`.
+    """
+    rounds, regret = np.asarray(curve.rounds, np.float64), np.asarray(curve.regret, np.float64)
+    keep = np.arange(len(rounds)) >= int(np.floor(len(rounds) * (1 - fraction)))
+    rounds, regret = rounds[keep], regret[keep]
+    nan = (float("nan"), float("nan"))
+
+    def no_fit(status: str, sign: int = 0) -> GrowthFit:
+        return GrowthFit(float("nan"), nan, confidence, sign, rounds.astype(np.int64), status)
+
+    if len(rounds) < 3:
+        return no_fit("too few points")
+    if not np.all(np.isfinite(regret)):
+        return no_fit("non-finite regret")
+    if np.all(regret == 0):
+        return no_fit("zero regret")
+    sign = int(np.sign(regret[-1]))
+    if not np.all(np.sign(regret) == sign):
+        return no_fit("sign changes", sign)
+    fit = scipy.stats.linregress(np.log(rounds), np.log(sign * regret))
+    half_width = scipy.stats.t.ppf(0.5 + confidence / 2, len(rounds) - 2) * fit.stderr
+    return GrowthFit(float(fit.slope), (float(fit.slope - half_width), float(fit.slope + half_width)),
+                     confidence, sign, rounds.astype(np.int64), "ok")
+
+
+# ------------------------------------------------------- cross-entropy (factored)
+
+
+class TaylorOptimumWarning(UserWarning):
+    """A bounded Taylor optimum did not converge to the solver's tolerance (see the diagnostics)."""
+
+
+def _convex_loss(manifest: dict) -> ConvexLoss:
+    loss = manifest["loss"]
+    if loss["name"] == "categorical_crossentropy":
+        return CategoricalCrossentropyFromLogits(float(loss.get("label_smoothing", 0.0)), loss["reduction"])
+    if loss["name"] == "sparse_categorical_crossentropy":
+        return SparseCategoricalCrossentropyFromLogits(loss["reduction"])
+    if loss["name"] == "mean_squared_error":
+        return MeanSquaredError(loss["reduction"])
+    raise MissingStatisticsError(
+        f"The post-hoc analysis evaluates mean squared error and cross-entropy from logits; this run's loss "
+        f"is {loss['name']!r} (declared convex by the user), which it cannot rebuild without TensorFlow."
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _LinearRound:
+    """One round's Taylor outputs as an affine map of the weights at one scale: T(v) = offset + map(v)."""
+
+    offset: np.ndarray  # [B, p_L]
+    targets: np.ndarray
+    weights: np.ndarray  # W^n at this scale, flattened
+    design: np.ndarray | None = None  # [B, p_L, P] (neuron scale)
+    features: np.ndarray | None = None  # [B, S, P] layer scale: x̃ or the patches with a 1
+    jacobian: np.ndarray | None = None  # [B, p_L, S, u] layer scale
+
+    def outputs(self, v: np.ndarray) -> np.ndarray:
+        if self.design is not None:
+            return self.offset + self.design @ v
+        preactivation = self.features @ v.reshape(self.features.shape[-1], -1)
+        return self.offset + np.einsum("bpsk,bsk->bp", self.jacobian, preactivation)
+
+    def pullback(self, output_gradient: np.ndarray) -> np.ndarray:
+        """∇_v of ⟨output_gradient, T(v)⟩."""
+        if self.design is not None:
+            return np.einsum("bp,bpq->q", output_gradient, self.design)
+        preactivation_gradient = np.einsum("bp,bpsk->bsk", output_gradient, self.jacobian)
+        return np.einsum("bsq,bsk->qk", self.features, preactivation_gradient).reshape(-1)
+
+
+def _features(inputs: np.ndarray, record: dict) -> np.ndarray:
+    """`[B, S, P]` the affine features x̃ of each output position (S = 1 for dense)."""
+    if record["kind"] == "conv2d":
+        patches = conv_patches(inputs, record["kernel_size"], record["strides"], record["padding"],
+                               record["dilation_rate"])
+        batch, height, width = patches.shape[:3]
+        # [B, H', W', C, kh, kw] → the kernel's [kh, kw, C] order.
+        features = patches.transpose(0, 1, 2, 4, 5, 3).reshape(batch, height * width, -1)
+    else:
+        features = inputs.reshape(len(inputs), 1, -1)
+    if record["use_bias"]:
+        features = np.concatenate([features, np.ones(features.shape[:2] + (1,), features.dtype)], axis=2)
+    return features
+
+
+def _linear_rounds(run: storage.Run, layer: str, neuron: int | None, rounds: int) -> list:
+    """The first `rounds` recorded rounds of one layer's (or neuron's) factored Taylor data."""
+    record = _layer_record(run, layer)
+    if "factors" not in run.streams:
+        raise MissingStatisticsError(f"{run.logdir} has no stream 'factors' although its manifest names the route.")
+    linear_rounds = []
+    for chunk in run.stream("factors").chunks():
+        for row in range(len(chunk["step"])):
+            if len(linear_rounds) == rounds:
+                return linear_rounds
+            if f"{layer}/kernel" not in chunk:
+                raise MissingStatisticsError(
+                    f"{run.logdir}: the factored data of layer {layer!r} lacks the weights W^n that bound the "
+                    "Taylor optimum's domain (recorded by an older keras_taylor); re-record the run."
+                )
+            outputs = chunk["outputs"][row].astype(np.float64)
+            inputs = chunk[f"{layer}/inputs"][row].astype(np.float64)
+            z = chunk[f"{layer}/z"][row].astype(np.float64)
+            jacobian = chunk[f"{layer}/jacobian"][row].astype(np.float64)
+            batch, num_outputs = outputs.shape
+            jacobian = jacobian.reshape(batch, num_outputs, -1, jacobian.shape[-1])  # [B, p, S, u']
+            z = z.reshape(batch, -1, z.shape[-1])  # [B, S, u']
+            kernel = chunk[f"{layer}/kernel"][row].astype(np.float64)
+            parts = [kernel.reshape(-1, kernel.shape[-1])]
+            if record["use_bias"]:
+                parts.append(chunk[f"{layer}/bias"][row].astype(np.float64)[None])
+            weights = np.concatenate(parts)  # [P, u]
+            features = _features(inputs, record)
+            if neuron is None:
+                offset = outputs - np.einsum("bpsk,bsk->bp", jacobian, z)
+                linear_rounds.append(_LinearRound(offset, chunk["targets"][row], weights.reshape(-1),
+                                                  features=features, jacobian=jacobian))
+                continue
+            stored = neuron if jacobian.shape[-1] == weights.shape[1] else record["neurons"].index(neuron)
+            offset = outputs - np.einsum("bps,bs->bp", jacobian[..., stored], z[..., stored])
+            design = np.einsum("bps,bsq->bpq", jacobian[..., stored], features)
+            linear_rounds.append(_LinearRound(offset, chunk["targets"][row], weights[:, neuron], design=design))
+    if len(linear_rounds) < rounds:
+        raise MissingStatisticsError(f"{run.logdir} holds factored data for {len(linear_rounds)} rounds, not {rounds}.")
+    return linear_rounds
+
+
+def _trajectory_diameter(points: np.ndarray) -> float:
+    """max_{n,m} ‖W^n − W^m‖ over the rows of `points` `[R, P]`."""
+    squared = np.sum(points**2, axis=1)
+    distances = squared[:, None] + squared[None] - 2 * points @ points.T
+    return float(np.sqrt(max(distances.max(), 0.0)))
+
+
+def factored_taylor_optimum(linear_rounds: list, loss: ConvexLoss, center: np.ndarray, radius: float,
+                            start: np.ndarray | None = None, *, tolerance: float = 1e-7,
+                            max_iterations: int = 2000) -> tuple[float, np.ndarray, dict]:
+    """min_{‖v − center‖ ≤ radius} Σ_n ℓ(T^n(v), y^n) for a non-quadratic convex loss.
+
+    L-BFGS-B first, unconstrained; if its minimizer leaves the ball, the ball-
+    constrained problem is solved with SciPy's trust-region interior-point method
+    ("trust-constr") from the minimizer's projection onto the ball.
+
+    Args:
+        linear_rounds: Per round, the affine Taylor outputs (`_linear_rounds`).
+        loss: The convex loss ℓ.
+        center, radius: The domain H (radius = inf for no bound).
+        start: Warm start (default the center).
+        tolerance: Gradient tolerance, relative to the gradient at the center.
+        max_iterations: Solver iteration limit.
+
+    Returns:
+        `(minimum, minimizer, diagnostics)` with "converged", "gradient_norm" (of the
+        Lagrangian, relative), "iterations", "constrained", "method".
+    """
+
+    def objective(v):
+        value, gradient = 0.0, np.zeros_like(v)
+        for taylor_round in linear_rounds:
+            outputs = taylor_round.outputs(v)
+            value += loss(outputs, taylor_round.targets)
+            gradient += taylor_round.pullback(loss.gradient(outputs, taylor_round.targets))
+        return value, gradient
+
+    reference = max(np.linalg.norm(objective(center)[1]), 1e-12)
+    start = center.copy() if start is None else start
+    result = scipy.optimize.minimize(objective, start, jac=True, method="L-BFGS-B",
+                                     options={"maxiter": max_iterations, "gtol": tolerance * reference,
+                                              "ftol": 1e-15})
+    gradient_norm = np.linalg.norm(result.jac) / reference
+    inside = np.linalg.norm(result.x - center) <= radius
+    if inside:
+        return float(result.fun), result.x, {
+            "converged": bool(gradient_norm <= 10 * tolerance), "gradient_norm": float(gradient_norm),
+            "iterations": int(result.nit), "constrained": False, "method": "L-BFGS-B",
+        }
+    offset = result.x - center
+    projected = center + offset * (radius / np.linalg.norm(offset))
+    ball = scipy.optimize.NonlinearConstraint(
+        lambda v: np.sum((v - center) ** 2), -np.inf, radius**2,
+        jac=lambda v: 2 * (v - center)[None], hess=lambda v, multiplier: 2 * multiplier[0] * np.eye(len(v)),
+    )
+    constrained = scipy.optimize.minimize(
+        lambda v: objective(v)[0], projected, jac=lambda v: objective(v)[1], method="trust-constr",
+        constraints=[ball], hess=scipy.optimize.BFGS(),
+        options={"maxiter": max_iterations, "gtol": tolerance * reference, "xtol": 1e-12},
+    )
+    gradient_norm = constrained.optimality / reference
+    return float(constrained.fun), constrained.x, {
+        "converged": bool(constrained.status == 1 and constrained.constr_violation <= 1e-8 * radius**2),
+        "gradient_norm": float(gradient_norm), "iterations": int(constrained.nit), "constrained": True,
+        "method": "trust-constr",
+    }
+
+
+def _factored_minima(run: storage.Run, layer, neurons, rounds, *, radius: float | None = None,
+                     radius_scale: float = 1.0, tolerance: float = 1e-7, max_iterations: int = 2000):
+    """Taylor-optimum sums of a non-quadratic run over the ball H around W^0.
+
+    H is the ball centered at the first recorded weights whose radius is `radius`, or
+    by default `radius_scale` times the diameter of the recorded trajectory at that
+    scale (Theorem 2 assumes a bounded domain; without one a cross-entropy Taylor
+    loss can decrease forever along a separating direction).
+    """
+    if layer is None:
+        raise MissingStatisticsError("Network-scale Taylor optima are recorded for squared error only.")
+    loss = _convex_loss(run.manifest)
+    total = len(round_losses(run).steps)
+    grid = log_grid(total) if rounds is None else np.unique(np.asarray(rounds, np.int64))
+    if grid.size and (grid[0] < 1 or grid[-1] > total):
+        raise MissingStatisticsError(f"{run.logdir} recorded {total} rounds; asked for rounds {grid.tolist()}.")
+    members = [None] if neurons is None else neurons
+    minima = np.full((len(members), len(grid)), np.nan)
+    all_diagnostics = []
+    for index, neuron in enumerate(members):
+        linear_rounds = _linear_rounds(run, layer, neuron, int(grid[-1]))
+        trajectory = np.stack([taylor_round.weights for taylor_round in linear_rounds])
+        center = trajectory[0]
+        bound = radius if radius is not None else radius_scale * _trajectory_diameter(trajectory)
+        info = {key: np.zeros(len(grid)) for key in ("converged", "gradient_norm", "iterations")}
+        start = center
+        for position, count in enumerate(grid):
+            minimum, start, details = factored_taylor_optimum(
+                linear_rounds[:count], loss, center, bound, start, tolerance=tolerance, max_iterations=max_iterations
+            )
+            minima[index, position] = minimum
+            for key in info:
+                info[key][position] = details[key]
+        converged = info["converged"].astype(bool)
+        if not converged.all():
+            warnings.warn(
+                f"{run.logdir}: the Taylor optimum of layer {layer!r}" + (f" neuron {neuron}" if neuron is not None else "")
+                + f" did not converge at rounds {grid[~converged].tolist()} (relative gradient norms "
+                f"{info['gradient_norm'][~converged].tolist()}).", TaylorOptimumWarning, stacklevel=3,
+            )
+        all_diagnostics.append(SolverDiagnostics(
+            method=f"L-BFGS-B / trust-constr on the ball ‖V − W^0‖ ≤ {bound:.4g}", converged=converged,
+            gradient_norm=info["gradient_norm"], iterations=info["iterations"].astype(np.int64),
+            rank=np.full(len(grid), -1), condition=np.full(len(grid), np.nan),
+            ill_conditioned=np.zeros(len(grid), bool),
+        ))
+    return grid, minima, all_diagnostics

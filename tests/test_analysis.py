@@ -1,0 +1,314 @@
+"""Post-hoc Taylor optima and regret against explicit design matrices and known answers."""
+
+import warnings
+
+import keras
+import numpy as np
+import pytest
+import scipy.optimize
+
+import keras_taylor as kt
+from keras_taylor import analysis, schedules, storage
+from keras_taylor.callbacks import TaylorRecorder
+
+from conftest import assert_close
+
+BATCH = 8
+
+
+def _mlp(rng, name="mlp", outputs=3, logits=False):
+    inputs = keras.Input((6,))
+    hidden = kt.layers.RectifiedDense(5, name="first")(inputs)
+    hidden = keras.layers.Dense(4, activation="relu", name="second")(hidden)
+    outputs = keras.layers.Dense(outputs, name="out")(hidden)
+    model = keras.Model(inputs, outputs, name=name)
+    for variable in model.weights:
+        variable.assign(rng.normal(size=variable.shape) * 0.7)
+    return model
+
+
+class _WeightLog(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.weights.append([variable.numpy().copy() for variable in self.model.trainable_weights])
+
+
+def _train(model, x, y, recorder, loss="mse", epochs=2):
+    model.compile(keras.optimizers.SGD(0.05), loss)
+    log = _WeightLog()
+    model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0, callbacks=[log, recorder])
+    return log.weights
+
+
+def _snapshots(model, x, y, weights, loss="mse"):
+    """The Taylor snapshot of every round, rebuilt from W^n and the minibatch x^n."""
+    snapshots = []
+    batches = len(x) // BATCH
+    for index, round_weights in enumerate(weights):
+        model.set_weights(round_weights)
+        start = (index % batches) * BATCH
+        snapshots.append(kt.taylor_snapshot(model, x[start:start + BATCH], y[start:start + BATCH], loss))
+    return snapshots
+
+
+def _design_minimum(snapshots, layer=None, neuron=None):
+    """min_V Σ_n 𝒯^n(V) for squared error from an explicit design matrix, by numpy.linalg.lstsq.
+
+    𝒯^n(V) = κ‖f_n + G_n(V − W^n) − y_n‖² with G_n the full Jacobian w.r.t. V at that scale.
+    """
+    rows, targets = [], []
+    for snapshot in snapshots:
+        reference = snapshot.weights(layer, neuron)
+        sizes = [part.size for part in reference]
+        columns = []
+        for part_index, part in enumerate(reference):
+            for flat in range(part.size):
+                unit = [np.zeros_like(p) for p in reference]
+                unit[part_index].reshape(-1)[flat] = 1.0
+                base = snapshot.approximation(reference, layer, neuron)
+                shifted = snapshot.approximation([r + u for r, u in zip(reference, unit)], layer, neuron)
+                columns.append((shifted - base).reshape(-1))
+        design = np.stack(columns, axis=1)  # T(V) is affine: exact columns of G_n
+        flat_reference = np.concatenate([part.reshape(-1) for part in reference])
+        weight = np.sqrt(1.0 / snapshot.outputs.size)
+        rows.append(weight * design)
+        targets.append(weight * ((snapshot.targets - snapshot.outputs).reshape(-1) + design @ flat_reference))
+        assert sum(sizes) == design.shape[1]
+    design, target = np.concatenate(rows), np.concatenate(targets)
+    solution = np.linalg.lstsq(design, target, rcond=None)[0]
+    return float(np.sum((design @ solution - target) ** 2))
+
+
+@pytest.fixture(scope="module")
+def mse_runs(tmp_path_factory):
+    """A tiny MLP trained 2 epochs of 3 rounds with every scale recorded, by gram and streamed routes."""
+    keras.config.set_floatx("float64")
+    try:
+        rng = np.random.default_rng(20261127)
+        x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))
+        directory = tmp_path_factory.mktemp("analysis")
+        model = _mlp(np.random.default_rng(5))
+        streamed = keras.models.clone_model(model)
+        streamed.set_weights(model.get_weights())
+        checkpoints = schedules.every_step()
+        weights = _train(model, x, y, TaylorRecorder(directory / "gram", checkpoints=checkpoints, verbose=0))
+        _train(streamed, x, y, TaylorRecorder(directory / "stream", scales=("neuron",), max_gram_cost=0.0,
+                                              dtype="float64", verbose=0))
+        snapshots = _snapshots(model, x, y, weights)
+    finally:
+        keras.config.set_floatx("float32")
+    return directory, snapshots
+
+
+def test_minimize_quadratic_matches_lstsq_on_rank_deficient_designs(rng):
+    design = rng.normal(size=(4, 30, 9))
+    design[:, :, 2] = 0.0  # a pixel that is zero in every image
+    design[:, :, 5] = 3.0 * design[:, :, 1]
+    target = rng.normal(size=(4, 30))
+    gram = np.einsum("kbi,kbj->kij", design, design)
+    linear = -np.einsum("kbi,kb->ki", design, target)
+    minimum, minimizer, info = analysis.minimize_quadratic(gram, linear, np.sum(target**2, axis=1))
+    for member in range(4):
+        solution = np.linalg.lstsq(design[member], target[member], rcond=None)[0]
+        assert_close(minimum[member], np.sum((design[member] @ solution - target[member]) ** 2), "float64")
+        assert_close(design[member] @ minimizer[member], design[member] @ solution, "float64")
+    np.testing.assert_array_equal(info["rank"], 7)
+    assert np.all(info["range_residual"] < 1e-10)
+
+
+def test_minimize_quadratic_of_a_dead_neuron_is_its_constant(rng):
+    minimum, _, info = analysis.minimize_quadratic(np.zeros((1, 4, 4)), np.zeros((1, 4)), np.array([2.5]))
+    assert minimum[0] == 2.5 and info["rank"][0] == 0
+
+
+def test_minimize_quadratic_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="gram"):
+        analysis.minimize_quadratic(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros(2))
+
+
+@pytest.mark.parametrize("scale", ["network", "layer_first", "layer_second", "layer_out", "neuron_first_2",
+                                   "neuron_second_1", "neuron_out_0"])
+def test_regret_matches_an_explicit_design_matrix(mse_runs, scale):
+    directory, snapshots = mse_runs
+    layer, neuron = None, None
+    if scale != "network":
+        parts = scale.split("_")
+        layer, neuron = parts[1], (int(parts[2]) if parts[0] == "neuron" else None)
+    curve = analysis.regret_curve(directory / "gram", layer, neuron)
+    np.testing.assert_array_equal(curve.rounds, np.arange(1, 7))
+    for position, count in enumerate(curve.rounds):
+        expected = _design_minimum(snapshots[:count], layer, neuron)
+        if curve.diagnostics.ill_conditioned[position]:
+            # The Gram squares the design's condition number: directions it cannot resolve are
+            # left out, which can only raise the minimum. Flagged, never silent.
+            assert curve.cumulative_taylor_optimum[position] >= expected - 1e-9
+            continue
+        assert_close(curve.cumulative_taylor_optimum[position], expected, "float64", err_msg=f"N={count}")
+    assert not curve.diagnostics.ill_conditioned[-1]
+    incurred = np.cumsum([snapshot.loss for snapshot in snapshots])
+    assert_close(curve.cumulative_loss, incurred, "float32")
+    assert_close(curve.regret, curve.cumulative_loss - curve.cumulative_taylor_optimum, "float64")
+    assert curve.diagnostics.converged.all()
+
+
+@pytest.mark.parametrize("layer", ["first", "second", "out"])
+def test_streamed_neuron_route_equals_the_gram_route(mse_runs, layer):
+    directory, _ = mse_runs
+    gram = analysis.neuron_regret_band(directory / "gram", layer)
+    streamed = analysis.neuron_regret_band(directory / "stream", layer, rounds=[1, 2, 4, 6])
+    assert kt.load_run(directory / "stream").manifest["layers"][layer]["neuron"] == "stream"
+    assert_close(streamed.cumulative_taylor_optimum, gram.cumulative_taylor_optimum[:, [0, 1, 3, 5]], "float32")
+
+
+def test_neuron_band_statistics(mse_runs):
+    directory, _ = mse_runs
+    band = analysis.neuron_regret_band(directory / "gram", "first", sample=3, seed=1)
+    assert len(band.neurons) == 3 and len(set(band.neurons.tolist())) == 3
+    for curve, regret in zip(band.curves, band.regret):
+        single = analysis.regret_curve(directory / "gram", "first", int(curve.neuron))
+        assert_close(single.regret, regret, "float64")
+    normalized = band.regret / np.sqrt(band.rounds)
+    assert_close(band.mean_normalized_regret, normalized.mean(0), "float64")
+    assert_close(band.std_normalized_regret, normalized.std(0), "float64")
+
+
+def test_missing_scales_name_what_was_recorded(mse_runs):
+    directory, _ = mse_runs
+    with pytest.raises(analysis.MissingStatisticsError, match="recorded no layer 'nope'.*first"):
+        analysis.regret_curve(directory / "gram", "nope")
+    with pytest.raises(analysis.MissingStatisticsError, match="did not record the layer scale of layer 'first'"):
+        analysis.regret_curve(directory / "stream", "first")
+    with pytest.raises(analysis.MissingStatisticsError, match="no network-scale"):
+        analysis.regret_curve(directory / "stream")
+    with pytest.raises(analysis.MissingStatisticsError, match="no sums exist for rounds \\[7\\]"):
+        analysis.regret_curve(directory / "gram", "first", 0, rounds=[2, 7])
+
+
+def _fake_run(directory, losses, grams, linears, constants, counts):
+    """A hand-written network-scale run: what a recorder would leave for a known problem."""
+    manifest = {"kind": "taylor", "loss": {"name": "mean_squared_error", "reduction": "sum_over_batch_size",
+                                           "quadratic": True},
+                "layers": {}, "network": {"route": "gram"}, "checkpoints": schedules.every_step().to_config()}
+    writer = storage.RunWriter(directory, manifest)
+    for step, loss in enumerate(losses):
+        writer.append("rounds", step=step, epoch=0, loss=loss, batch_size=1, finite=True)
+    for gram, linear, constant, count in zip(grams, linears, constants, counts):
+        writer.write_chunk("gram.network", step=np.array([count - 1]), rounds=np.array([count]),
+                           rounds_in_sums=np.array([count]), gram=gram[None, None], linear=linear[None, None],
+                           constant=np.array([[constant]]))
+    writer.close()
+
+
+def test_regret_of_online_gradient_descent_on_a_known_problem(tmp_path, rng):
+    # f_n(v) = ‖v − a_n‖²: the hindsight optimum is Σ‖a_n − mean(a)‖², the learner's loss is known.
+    points = rng.normal(size=(40, 3))
+    iterate, losses = np.zeros(3), []
+    for count, point in enumerate(points, start=1):
+        losses.append(np.sum((iterate - point) ** 2))
+        iterate = iterate - (iterate - point) / count  # the running mean: follow the leader
+    counts = np.arange(1, 41)
+    grams = [count * np.eye(3) for count in counts]
+    linears = [-points[:count].sum(0) for count in counts]
+    constants = [np.sum(points[:count] ** 2) for count in counts]
+    _fake_run(tmp_path / "run", losses, grams, linears, constants, counts)
+    curve = analysis.regret_curve(tmp_path / "run")
+    optimum = [np.sum((points[:count] - points[:count].mean(0)) ** 2) for count in counts]
+    assert_close(curve.cumulative_taylor_optimum, optimum, "float64")
+    assert_close(curve.regret, np.cumsum(losses) - optimum, "float64")
+    assert np.all(curve.regret >= -1e-9)  # the hindsight optimum is the best fixed point
+
+
+def _power_curve(rounds, regret):
+    return analysis.RegretCurve("layer", "x", None, rounds, regret, np.zeros_like(regret), regret, None)
+
+
+def test_fit_growth_recovers_known_exponents_and_reports_signs():
+    rounds = analysis.log_grid(10000, 20)
+    fit = analysis.fit_growth(_power_curve(rounds, 3.0 * rounds**0.5))
+    assert fit.status == "ok" and fit.sign == 1
+    assert abs(fit.exponent - 0.5) < 1e-9 and fit.interval[0] <= 0.5 <= fit.interval[1]
+    noisy = 3.0 * rounds**0.7 * np.exp(np.random.default_rng(0).normal(0, 0.05, len(rounds)))
+    fit = analysis.fit_growth(_power_curve(rounds, noisy))
+    assert fit.interval[0] < 0.7 < fit.interval[1] and fit.interval[1] - fit.interval[0] < 0.2
+    negative = analysis.fit_growth(_power_curve(rounds, -2.0 * rounds**0.3))
+    assert negative.sign == -1 and abs(negative.exponent - 0.3) < 1e-9
+    assert analysis.fit_growth(_power_curve(rounds, np.zeros(len(rounds)))).status == "zero regret"
+    changing = np.where(np.arange(len(rounds)) % 2 == 0, 1.0, -1.0) * rounds
+    assert analysis.fit_growth(_power_curve(rounds, changing)).status == "sign changes"
+    assert np.isnan(analysis.fit_growth(_power_curve(rounds, changing)).exponent)
+
+
+def test_analysis_imports_without_tensorflow():
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+
+    code = "import sys, keras_taylor.analysis; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _classifier(rng, conv=False):
+    if conv:
+        inputs = keras.Input((6, 6, 2))
+        hidden = keras.layers.Conv2D(3, 3, strides=2, padding="same", activation="relu", name="conv")(inputs)
+        hidden = keras.layers.Flatten()(hidden)
+    else:
+        inputs = keras.Input((6,))
+        hidden = keras.layers.Dense(5, activation="relu", name="first")(inputs)
+    outputs = keras.layers.Dense(3, name="out")(hidden)
+    model = keras.Model(inputs, outputs)
+    for variable in model.weights:
+        variable.assign(rng.normal(size=variable.shape) * 0.7)
+    return model
+
+
+@pytest.mark.parametrize("conv", [False, True], ids=["dense", "conv"])
+def test_cross_entropy_optimum_matches_an_independent_bounded_solver(tmp_path, conv):
+    keras.config.set_floatx("float64")
+    try:
+        rng = np.random.default_rng(7 + conv)
+        x = rng.normal(size=(3 * BATCH,) + ((6, 6, 2) if conv else (6,)))
+        y = rng.integers(0, 3, size=3 * BATCH)
+        model = _classifier(np.random.default_rng(3), conv)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        recorder = TaylorRecorder(tmp_path / "ce", schedule=schedules.every_step(), dtype="float64", verbose=0)
+        weights = _train(model, x, y, recorder, loss=loss, epochs=1)
+        snapshots = _snapshots(model, x, y, weights, loss)
+    finally:
+        keras.config.set_floatx("float32")
+    layer = "conv" if conv else "first"
+    for neuron, bound in ((None, None), (1, None), (1, 0.05)):  # 0.05: the ball binds
+        curve = analysis.regret_curve(tmp_path / "ce", layer, neuron, rounds=[1, 3], radius=bound)
+        reference = snapshots[0].weights(layer, neuron)
+        shapes = [part.shape for part in reference]
+
+        def unflatten(v):
+            parts, start = [], 0
+            for shape in shapes:
+                size = int(np.prod(shape))
+                parts.append(v[start:start + size].reshape(shape))
+                start += size
+            return parts
+
+        trajectory = np.stack([np.concatenate([p.reshape(-1) for p in s.weights(layer, neuron)]) for s in snapshots])
+        center = trajectory[0]
+        radius = bound or max(np.linalg.norm(a - b) for a in trajectory for b in trajectory)
+        for position, count in enumerate(curve.rounds):
+            def objective(v):
+                return sum(s.taylor_loss(unflatten(v), layer, neuron) for s in snapshots[:count])
+
+            def gradient(v):
+                return sum(np.concatenate([g.reshape(-1) for g in s.taylor_loss_gradient(unflatten(v), layer, neuron)])
+                           for s in snapshots[:count])
+
+            result = scipy.optimize.minimize(
+                objective, center, jac=gradient, method="SLSQP", options={"ftol": 1e-14, "maxiter": 1000},
+                constraints=[{"type": "ineq", "fun": lambda v: radius**2 - np.sum((v - center) ** 2),
+                              "jac": lambda v: -2 * (v - center)}])
+            assert result.success
+            np.testing.assert_allclose(curve.cumulative_taylor_optimum[position], result.fun, rtol=1e-5)
+        assert curve.diagnostics.converged.all()
+        incurred = np.cumsum([s.loss for s in snapshots])[curve.rounds - 1]
+        assert_close(curve.cumulative_loss, incurred, "float32")
