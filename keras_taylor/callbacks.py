@@ -96,7 +96,8 @@ class TaylorRecorder(keras.callbacks.Callback):
         logdir: Run directory to create (or resume / overwrite, see `mode`).
         layers: Layers (names) to record; default every layer with weights.
         neurons: Neurons for the neuron scale: None for all, an int k for k fixed
-            random units per layer (the paper uses 50), or {layer: [indices]}.
+            random units per layer (the paper uses 50; a squared-error output layer with
+            J = I records all its units, which share one Gram), or {layer: [indices]}.
         schedule: Which rounds to record (`keras_taylor.schedules`); default every
             step for squared error, every 10th step otherwise. Regret is computed
             over the recorded rounds.
@@ -254,6 +255,10 @@ class TaylorRecorder(keras.callbacks.Callback):
             reasons = []
             if quadratic and kind == "dense":
                 is_identity_output = output_identity and layer.name == chain[-1]
+                if is_identity_output and chosen and isinstance(self.neurons, int):
+                    # Its neurons share one Gram, so all of them cost little more than k, and
+                    # the layer scale (derived from all of them) stays exact.
+                    chosen = tuple(range(units))
                 neuron_route = "gram" if chosen else "skipped"
                 neuron_bytes = (1 if is_identity_output else len(chosen)) * size * size * 8
                 neuron_flops = batch_size * (1 if is_identity_output else len(chosen)) * size * size
