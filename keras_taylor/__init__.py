@@ -19,14 +19,18 @@ _ATTRIBUTES = {
     "taylor_snapshot": ("keras_taylor.snapshot", "taylor_snapshot"),
 }
 _SUBMODULES = (
+    "analysis",
     "callbacks",
     "data",
     "errors",
+    "experiments",
+    "exploration",
     "jacobians",
     "layers",
     "losses",
     "models",
     "optimizers",
+    "plotting",
     "schedules",
     "statistics",
     "storage",

@@ -54,7 +54,9 @@ class TrainConfig:
         scales: The scales the TaylorRecorder records.
         neurons_per_layer: Neurons sampled per layer for the neuron scale (None: all).
         taylor_every: Record every k-th step (the sums need every step for exact regret).
-        activations: Record activation configurations (ActivationRecorder) every epoch.
+        activations: Record activation configurations (ActivationRecorder).
+        activation_records: About how many configurations to record over training (evenly
+            spaced in steps, plus the initial one); the log-volume needs more than k = 50.
         probe_size: Training points in the probe set of the ActivationRecorder.
         max_units_per_layer: Units recorded per layer at most (the paper's 10,000).
         verbose: Keras progress-bar mode for `fit`.
@@ -74,6 +76,7 @@ class TrainConfig:
     neurons_per_layer: int | None = 50
     taylor_every: int = 1
     activations: bool = True
+    activation_records: int = 100
     probe_size: int = 10_000
     max_units_per_layer: int = 10_000
     verbose: int = 1
@@ -201,12 +204,16 @@ def train(config: TrainConfig, run_dir) -> pathlib.Path:
         callbacks.append(TaylorRecorder(
             run_dir / "taylor", neurons=config.neurons_per_layer, scales=config.scales,
             schedule=schedules.every_k_steps(config.taylor_every), seed=config.seed, batch_size=batch_size,
-            data_description=description, verbose=config.verbose,
+            data_description={"source": description, "examples": len(x)}, verbose=config.verbose,
         ))
     if config.activations:
         probe = x[np.random.default_rng(config.seed).permutation(len(x))[: config.probe_size]]
-        callbacks.append(ActivationRecorder(run_dir / "activations", probe, max_units_per_layer=config.max_units_per_layer,
-                                            seed=config.seed))
+        total_steps = config.epochs * -(-len(x) // batch_size)
+        every = max(1, total_steps // config.activation_records)
+        callbacks.append(ActivationRecorder(
+            run_dir / "activations", probe, schedules.every_k_steps(every, start=every - 1),
+            max_units_per_layer=config.max_units_per_layer, seed=config.seed,
+        ))
     start = time.perf_counter()
     history = model.fit(x, y, batch_size=batch_size, epochs=config.epochs, shuffle=True, verbose=config.verbose,
                         callbacks=callbacks)
@@ -218,8 +225,10 @@ def train(config: TrainConfig, run_dir) -> pathlib.Path:
     return run_dir
 
 
-def sweep_learning_rate(config: TrainConfig, rates, output_dir) -> dict:
+def sweep_learning_rate(config: TrainConfig, rates, output_dir, summary_path=None) -> dict:
     """Trains `config` (recorders off) at each rate; returns and writes the losses and the best rate.
+
+    The summary goes to `summary_path` (default `output_dir/sgd_sweep.json`).
 
     The score is the mean training loss over the last epoch (Keras's epoch loss).
     """
@@ -236,7 +245,9 @@ def sweep_learning_rate(config: TrainConfig, rates, output_dir) -> dict:
                "dataset": config.resolved_dataset, "limit": config.limit, "seed": config.seed,
                "final_epoch_loss": {f"{rate:g}": loss for rate, loss in losses.items()},
                "best_learning_rate": min(finite, key=finite.get)}
-    (output_dir / "sgd_sweep.json").write_text(json.dumps(summary, indent=2))
+    summary_path = pathlib.Path(summary_path or output_dir / "sgd_sweep.json")
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    summary_path.write_text(json.dumps(summary, indent=2))
     return summary
 
 
@@ -245,3 +256,172 @@ def read_history(run_dir) -> dict:
     with open(pathlib.Path(run_dir) / "history.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     return {"epoch": [int(row["epoch"]) for row in rows], "loss": [float(row["loss"]) for row in rows]}
+
+
+# ------------------------------------------------------------------ analysis
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysisConfig:
+    """What `analyze_run` computes.
+
+    Attributes:
+        neurons_per_layer: Neurons per layer for the neuron-scale bands (a fixed sample; None: all recorded).
+        grid_points: About this many log-spaced round counts N, taken from the run's checkpoints.
+        log_volume_k: Top singular values in the exploration log-volume (the paper's 50).
+        fit_fraction: Later share of the grid used by the growth-exponent fits.
+        seed: Seed of the neuron sample.
+    """
+
+    neurons_per_layer: int | None = 50
+    grid_points: int = 20
+    log_volume_k: int = 50
+    fit_fraction: float = 0.5
+    seed: int = 0
+
+
+def _grid(run, points: int) -> np.ndarray:
+    """About `points` log-spaced N among the run's checkpoints (always including the last)."""
+    from keras_taylor import analysis  # pylint: disable=import-outside-toplevel
+
+    available = analysis.checkpoint_rounds(run)
+    wanted = analysis.log_grid(int(available[-1]), points)
+    chosen = available[np.unique(np.searchsorted(available, wanted).clip(0, len(available) - 1))]
+    return np.unique(np.append(chosen, available[-1]))
+
+
+def _fit_json(fit) -> dict:
+    return {"exponent": fit.exponent, "interval": list(fit.interval), "confidence": fit.confidence,
+            "sign": fit.sign, "status": fit.status, "rounds_used": fit.rounds_used.tolist()}
+
+
+def _curve_json(curve, fit) -> dict:
+    diagnostics = curve.diagnostics
+    return {
+        "rounds": curve.rounds.tolist(), "cumulative_loss": curve.cumulative_loss.tolist(),
+        "cumulative_taylor_optimum": curve.cumulative_taylor_optimum.tolist(), "regret": curve.regret.tolist(),
+        "fit": _fit_json(fit),
+        "solver": {"method": diagnostics.method, "all_converged": bool(np.all(diagnostics.converged)),
+                   "ill_conditioned_rounds": curve.rounds[diagnostics.ill_conditioned].tolist(),
+                   "max_gradient_norm": float(np.max(diagnostics.gradient_norm))},
+    }
+
+
+def _band_json(band, fits) -> dict:
+    exponents = np.array([fit.exponent for fit in fits])
+    statuses = [fit.status for fit in fits]
+    return {
+        "neurons": band.neurons.tolist(), "rounds": band.rounds.tolist(),
+        "cumulative_loss": band.cumulative_loss.tolist(),
+        "cumulative_taylor_optimum": band.cumulative_taylor_optimum.tolist(), "regret": band.regret.tolist(),
+        "fits": [_fit_json(fit) for fit in fits],
+        "exponent_mean": float(np.nanmean(exponents)) if np.any(np.isfinite(exponents)) else None,
+        "exponent_std": float(np.nanstd(exponents)) if np.any(np.isfinite(exponents)) else None,
+        "fit_status_counts": {status: statuses.count(status) for status in sorted(set(statuses))},
+        "negative_final_regret": int(np.sum(band.regret[:, -1] < 0)),
+        "zero_final_regret": int(np.sum(band.regret[:, -1] == 0)),
+        "solver_all_converged": bool(all(np.all(curve.diagnostics.converged) for curve in band.curves)),
+    }
+
+
+def _summary_of_values(values: np.ndarray, quantiles: int = 101) -> dict:
+    """A sorted 1-D array as its quantiles (the JSON keeps figures small, not every point)."""
+    finite = np.isfinite(values)
+    levels = np.linspace(0, 1, quantiles)
+    return {
+        "count": int(values.size), "num_infinite": int(np.sum(~finite)),
+        "mean_finite": float(values[finite].mean()) if finite.any() else None,
+        "quantile_levels": levels.tolist(),
+        "quantiles": [None if not np.isfinite(v) else float(v) for v in np.quantile(values, levels, method="lower")],
+    }
+
+
+def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=None) -> dict:
+    """Regret at every recorded scale and the exploration metrics of one run; writes `analysis.json`.
+
+    Args:
+        run_dir: A run directory written by `train`.
+        config: What to compute.
+        progress: Optional `progress(done, total, label)` called after each unit of work.
+
+    Returns:
+        The analysis as a JSON-ready dict (also in `run_dir/analysis.json`).
+    """
+    from keras_taylor import analysis, exploration, storage  # pylint: disable=import-outside-toplevel
+
+    run_dir = pathlib.Path(run_dir)
+    done = run_dir / "done.json"
+    if not done.exists():
+        raise FileNotFoundError(f"{run_dir} holds no finished training run (no done.json).")
+    start = time.perf_counter()
+    result = {"run": json.loads(done.read_text()), "analysis_config": dataclasses.asdict(config),
+              "history": read_history(run_dir)}
+    work = []
+    taylor_dir = run_dir / "taylor"
+    if taylor_dir.exists():
+        run = storage.load_run(taylor_dir)
+        grid = _grid(run, config.grid_points)
+        result["grid"] = grid.tolist()
+        losses = analysis.round_losses(run)
+        result["rounds"] = {"steps": losses.steps.tolist(), "loss": losses.losses.tolist()}
+        work.append(("network", None, None))
+        for name in run.manifest["layers"]:
+            work += [("layer", name, None), ("neuron", name, None)]
+    activations_dir = run_dir / "activations"
+    if activations_dir.exists():
+        work.append(("exploration", None, None))
+    result["network"], result["layers"] = None, {}
+    for index, (kind, layer, _) in enumerate(work):
+        try:
+            if kind == "network":
+                curve = analysis.regret_curve(run, rounds=grid)
+                result["network"] = _curve_json(curve, analysis.fit_growth(curve, fraction=config.fit_fraction))
+            elif kind == "layer":
+                curve = analysis.regret_curve(run, layer, rounds=grid)
+                result["layers"].setdefault(layer, {})["layer"] = _curve_json(
+                    curve, analysis.fit_growth(curve, fraction=config.fit_fraction))
+            elif kind == "neuron":
+                band = analysis.neuron_regret_band(run, layer, rounds=grid, sample=config.neurons_per_layer,
+                                                   seed=config.seed)
+                fits = [analysis.fit_growth(curve, fraction=config.fit_fraction) for curve in band.curves]
+                result["layers"].setdefault(layer, {})["neuron"] = _band_json(band, fits)
+            else:
+                result["exploration"] = _exploration(exploration.PackedConfigurations.from_run(activations_dir),
+                                                     config.log_volume_k)
+        except analysis.MissingStatisticsError as error:
+            target = result if kind in ("network", "exploration") else result["layers"].setdefault(layer, {})
+            target[kind if kind != "network" else "network"] = {"missing": str(error)}
+        if progress is not None:
+            progress(index + 1, len(work), f"{kind} {layer or ''}".strip())
+    result["analysis_seconds"] = time.perf_counter() - start
+    (run_dir / "analysis.json").write_text(json.dumps(result, indent=1, default=_json_number))
+    return result
+
+
+def _json_number(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    raise TypeError(f"not JSON serializable: {type(value)}")
+
+
+def _exploration(configs, k: int) -> dict:
+    from keras_taylor import exploration  # pylint: disable=import-outside-toplevel
+
+    distances = exploration.min_hamming(configs)
+    k = min(k, len(configs) - 1)  # centering leaves rank ≤ N − 1
+    log_volume = exploration.log_volume(configs, k=k)
+    per_layer = {}
+    for name in (configs.layer_slices or {}):
+        layer_configs = configs.layer(name)
+        per_layer[name] = {"log_volume": _summary_of_values(exploration.log_volume(layer_configs, k=k))}
+    return {
+        "steps": configs.steps.tolist(), "epochs": configs.epochs.tolist(),
+        "num_points": configs.num_points, "num_units": configs.num_units, "log_volume_k": k,
+        "min_hamming_normalized": [None if not np.isfinite(v) else float(v) for v in distances.normalized],
+        "switches": _summary_of_values(exploration.switches(configs)),
+        "log_volume": _summary_of_values(log_volume),
+        "log_volume_sorted": [None if not np.isfinite(v) else float(v) for v in log_volume],
+        "per_layer": per_layer,
+    }
