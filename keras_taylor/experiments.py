@@ -27,7 +27,7 @@ PAPER_LEARNING_RATES = {
     ("convnet", "adam"): 2e-4,
 }
 SWEPT_LEARNING_RATES = {
-    ("autoencoder", "sgd"): 0.1,
+    ("autoencoder", "sgd"): 8.0,
     ("convnet", "sgd"): 0.01,
 }
 _DEFAULT_DATASETS = {"autoencoder": "embedded_mnist", "convnet": "cifar10"}
@@ -396,6 +396,26 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
     result["analysis_seconds"] = time.perf_counter() - start
     (run_dir / "analysis.json").write_text(json.dumps(result, indent=1, default=_json_number))
     return result
+
+
+def analyze_with_progress(run_dir, config: AnalysisConfig = AnalysisConfig(), force: bool = False) -> dict:
+    """`analyze_run` with a Keras progress bar; reuses an existing analysis.json unless `force`."""
+    import keras  # pylint: disable=import-outside-toplevel
+
+    path = pathlib.Path(run_dir) / "analysis.json"
+    if path.exists() and not force:
+        print(f"{run_dir}: analysis.json exists, reused.")
+        return json.loads(path.read_text())
+    print(f"Analyzing {run_dir}")
+    bar = None
+
+    def progress(done, total, label):
+        del label
+        nonlocal bar
+        bar = bar or keras.utils.Progbar(total, unit_name="part")
+        bar.update(done)
+
+    return analyze_run(run_dir, config, progress)
 
 
 def _json_number(value):

@@ -1,0 +1,315 @@
+"""Summaries across runs: the paper's claims as numbers, its figures, and a Markdown report.
+
+Reads the `analysis.json` of every run under a task directory (written by
+`keras_taylor.experiments.analyze_run`), groups them by optimizer, and writes
+`summary.json`, `README.md` and the figures (PNG) into an output directory such as
+`results/<task>/`. NumPy and matplotlib only.
+"""
+
+import json
+import pathlib
+
+import numpy as np
+
+from keras_taylor import plotting
+from keras_taylor.analysis import GrowthFit, NeuronRegretBand, RegretCurve, SolverDiagnostics
+
+_OPTIMIZER_ORDER = ("sgd", "momentum", "rmsprop", "adam", "signsgd")
+TOP_NEURONS = 40  # the paper: Adam's top ~40 neurons explore like RMSProp's
+
+
+def load_analyses(runs) -> dict:
+    """`{optimizer: [analysis dict per seed, by seed]}` of analyzed runs.
+
+    Args:
+        runs: A folder of run directories (every `*/analysis.json` in it), or a list of run directories.
+    """
+    by_optimizer = {}
+    if isinstance(runs, (str, pathlib.Path)):
+        paths = sorted(pathlib.Path(runs).glob("*/analysis.json"))
+    else:
+        paths = [pathlib.Path(run) / "analysis.json" for run in runs]
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"{path.parent} has not been analyzed (no analysis.json).")
+        analysis = json.loads(path.read_text())
+        analysis["path"] = str(path.parent)
+        by_optimizer.setdefault(analysis["run"]["config"]["optimizer"].lower(), []).append(analysis)
+    if not by_optimizer:
+        raise FileNotFoundError(f"{runs} holds no analyzed runs (*/analysis.json).")
+    ordered = sorted(by_optimizer, key=lambda name: (_OPTIMIZER_ORDER + (name,)).index(name))
+    return {name: sorted(by_optimizer[name], key=lambda a: a["run"]["config"]["seed"]) for name in ordered}
+
+
+def _diagnostics(length: int, converged: bool) -> SolverDiagnostics:
+    return SolverDiagnostics("from analysis.json", np.full(length, converged), np.zeros(length),
+                             np.zeros(length, np.int64), np.full(length, -1), np.full(length, np.nan),
+                             np.zeros(length, bool))
+
+
+def curve_from_json(record: dict, scale: str, layer: str | None) -> RegretCurve:
+    """The `RegretCurve` an analysis.json entry describes."""
+    rounds = np.asarray(record["rounds"])
+    return RegretCurve(scale, layer, None, rounds, np.asarray(record["cumulative_loss"]),
+                       np.asarray(record["cumulative_taylor_optimum"]), np.asarray(record["regret"]),
+                       _diagnostics(len(rounds), record["solver"]["all_converged"]))
+
+
+def band_from_json(record: dict, layer: str) -> NeuronRegretBand:
+    """The `NeuronRegretBand` an analysis.json entry describes."""
+    rounds = np.asarray(record["rounds"])
+    optimum, regret = np.asarray(record["cumulative_taylor_optimum"]), np.asarray(record["regret"])
+    loss = np.asarray(record["cumulative_loss"])
+    curves = tuple(RegretCurve("neuron", layer, neuron, rounds, loss, optimum[i], regret[i],
+                               _diagnostics(len(rounds), record["solver_all_converged"]))
+                   for i, neuron in enumerate(record["neurons"]))
+    return NeuronRegretBand(layer, np.asarray(record["neurons"]), rounds, loss, optimum, regret, curves)
+
+
+def fit_from_json(record: dict) -> GrowthFit:
+    return GrowthFit(np.nan if record["exponent"] is None else record["exponent"], tuple(record["interval"]),
+                     record["confidence"], record["sign"], np.asarray(record["rounds_used"]), record["status"])
+
+
+def _layers(analyses: dict) -> list[str]:
+    first = next(iter(analyses.values()))[0]
+    return list(first.get("layers", {}))
+
+
+def _mean_std(values) -> dict:
+    values = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
+    if values.size == 0:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": float(values.mean()), "std": float(values.std()), "n": int(values.size)}
+
+
+def _binned_losses(analysis: dict, bins: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """The per-round training loss averaged in `bins` equal blocks of rounds."""
+    losses = np.asarray(analysis["rounds"]["loss"], np.float64)
+    edges = np.linspace(0, len(losses), min(bins, len(losses)) + 1).astype(int)
+    centers = (edges[:-1] + edges[1:]) / 2
+    return centers, np.array([losses[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])
+
+
+def claims(analyses: dict) -> dict:
+    """The paper's claims, measured: exponents, exploration metrics and final losses per optimizer."""
+    summary = {}
+    for optimizer, runs in analyses.items():
+        entry = {"seeds": [run["run"]["config"]["seed"] for run in runs]}
+        entry["final_epoch_loss"] = _mean_std([run["run"]["final_epoch_loss"] for run in runs])
+        entry["average_training_loss"] = _mean_std([np.mean(run["rounds"]["loss"]) for run in runs if "rounds" in run])
+        exponents = {}
+        for layer in _layers(analyses):
+            layer_records = [run["layers"].get(layer, {}) for run in runs]
+            layer_fits = [r["layer"]["fit"] for r in layer_records if "fit" in r.get("layer", {})]
+            neuron_records = [r["neuron"] for r in layer_records if "fits" in r.get("neuron", {})]
+            exponents[layer] = {
+                "layer": _mean_std([fit["exponent"] for fit in layer_fits]),
+                "layer_fit_status": [fit["status"] for fit in layer_fits],
+                "layer_missing": next((r["layer"]["missing"] for r in layer_records if "missing" in r.get("layer", {})),
+                                      None),
+                "neuron": _mean_std([fit["exponent"] for record in neuron_records for fit in record["fits"]]),
+                "neuron_fit_status": _status_counts(neuron_records),
+                "neuron_negative_final_regret": int(sum(r["negative_final_regret"] for r in neuron_records)),
+                "neurons": int(sum(len(r["neurons"]) for r in neuron_records)),
+                "final_layer_regret_over_sqrt_n": _mean_std(
+                    [r["layer"]["regret"][-1] / np.sqrt(r["layer"]["rounds"][-1]) for r in layer_records
+                     if "regret" in r.get("layer", {})]),
+                "final_gap_average_loss_minus_taylor_optimum": _mean_std(
+                    [r["layer"]["regret"][-1] / r["layer"]["rounds"][-1] for r in layer_records
+                     if "regret" in r.get("layer", {})]),
+            }
+        entry["regret_exponents"] = exponents
+        explorations = [run["exploration"] for run in runs if "min_hamming_normalized" in run.get("exploration", {})]
+        if explorations:
+            entry["exploration"] = {
+                "final_min_hamming_normalized": _mean_std([e["min_hamming_normalized"][-1] for e in explorations]),
+                "mean_min_hamming_normalized": _mean_std(
+                    [np.mean([v for v in e["min_hamming_normalized"][1:] if v is not None]) for e in explorations]),
+                "mean_switch_proportion": _mean_std([e["switches"]["mean_finite"] for e in explorations]),
+                "median_switch_proportion": _mean_std([e["switches"]["quantiles"][50] for e in explorations]),
+                "mean_finite_log_volume": _mean_std([e["log_volume"]["mean_finite"] for e in explorations]),
+                "units_with_zero_log_volume": _mean_std([e["log_volume"]["num_infinite"] for e in explorations]),
+                "top_log_volume_mean": _mean_std([_top_mean(e["log_volume_sorted"], TOP_NEURONS) for e in explorations]),
+                "log_volume_k": explorations[0]["log_volume_k"],
+                "units": explorations[0]["num_units"], "probe_points": explorations[0]["num_points"],
+            }
+        summary[optimizer] = entry
+    return summary
+
+
+def _top_mean(sorted_values, count: int) -> float:
+    """Mean of the `count` largest finite values of a sorted list (None = −inf)."""
+    finite = [v for v in sorted_values if v is not None]
+    top = sorted(finite)[-count:]
+    return float(np.mean(top)) if len(top) == count else float("nan")
+
+
+def _status_counts(records) -> dict:
+    counts = {}
+    for record in records:
+        for status, count in record["fit_status_counts"].items():
+            counts[status] = counts.get(status, 0) + count
+    return counts
+
+
+def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
+    """Draws the Fig. 3-6 analogues into `output_dir` (PNG); returns the files written."""
+    import matplotlib.figure  # pylint: disable=import-outside-toplevel
+
+    output_dir = pathlib.Path(output_dir)
+    written = []
+    layers = _layers(analyses)
+
+    def save(figure, name):
+        written.extend(plotting.save_figure(figure, output_dir / name, formats=("png",), dpi=dpi))
+
+    # Fig. 6: training loss per optimizer.
+    figure = matplotlib.figure.Figure(figsize=(6, 4), layout="constrained")
+    plotting.plot_training_loss(figure.add_subplot(), {
+        optimizer: [_binned_losses(run) for run in runs] for optimizer, runs in analyses.items()},
+        xlabel="round", title="Training loss (per-round loss, averaged in 100 blocks; mean ± std over seeds)")
+    save(figure, "fig6_training_loss")
+
+    # Fig. 3 / 4: regret per layer, optimizers compared.
+    columns = len(layers)
+    figure = matplotlib.figure.Figure(figsize=(3.2 * columns, 6.4), layout="constrained")
+    for index, layer in enumerate(layers):
+        top, bottom = figure.add_subplot(2, columns, index + 1), figure.add_subplot(2, columns, columns + index + 1)
+        layer_curves = {opt: [curve_from_json(run["layers"][layer]["layer"], "layer", layer) for run in runs
+                              if "regret" in run["layers"].get(layer, {}).get("layer", {})]
+                        for opt, runs in analyses.items()}
+        layer_curves = {opt: curves for opt, curves in layer_curves.items() if curves}
+        if layer_curves:
+            plotting.plot_optimizer_regret(top, layer_curves, title=f"{layer}: layer scale")
+        else:
+            top.set_title(f"{layer}: layer scale not recorded")
+            top.set_axis_off()
+        bands = {opt: [band_from_json(run["layers"][layer]["neuron"], layer) for run in runs
+                       if "regret" in run["layers"].get(layer, {}).get("neuron", {})]
+                 for opt, runs in analyses.items()}
+        bands = {opt: b for opt, b in bands.items() if b}
+        if bands:
+            plotting.plot_optimizer_regret(bottom, bands, title=f"{layer}: neuron scale")
+    save(figure, "fig4_regret_by_optimizer")
+
+    figure = matplotlib.figure.Figure(figsize=(3.2 * columns, 3.4), layout="constrained")
+    for index, layer in enumerate(layers):
+        ax = figure.add_subplot(1, columns, index + 1)
+        gaps = {opt: [curve_from_json(run["layers"][layer]["layer"], "layer", layer) for run in runs
+                      if "regret" in run["layers"].get(layer, {}).get("layer", {})]
+                for opt, runs in analyses.items()}
+        gaps = {opt: g for opt, g in gaps.items() if g}
+        if gaps:
+            plotting.plot_optimizer_loss_gap(ax, gaps, title=f"{layer}: average loss vs Taylor optimum")
+        else:
+            ax.set_title(f"{layer}: layer scale not recorded")
+            ax.set_axis_off()
+    save(figure, "fig4c_loss_vs_taylor_optimum")
+
+    for optimizer, runs in analyses.items():
+        run = runs[0]
+        figure = matplotlib.figure.Figure(figsize=(10, 3.6), layout="constrained")
+        left, middle, right = (figure.add_subplot(1, 3, i) for i in (1, 2, 3))
+        curves = {layer: curve_from_json(run["layers"][layer]["layer"], "layer", layer) for layer in layers
+                  if "regret" in run["layers"].get(layer, {}).get("layer", {})}
+        if curves:
+            plotting.plot_layer_regret(left, curves, title=f"{optimizer}: layer scale")
+        for layer in layers:
+            record = run["layers"].get(layer, {}).get("neuron", {})
+            if "regret" in record:
+                plotting.plot_neuron_regret(middle, band_from_json(record, layer), label=layer,
+                                            color=None, title=f"{optimizer}: neurons (mean ± std)")
+        first_hidden = next((layer for layer in layers if "regret" in run["layers"][layer].get("neuron", {})), None)
+        if first_hidden is not None:
+            plotting.plot_loss_vs_taylor_optimum(right, band_from_json(run["layers"][first_hidden]["neuron"],
+                                                                       first_hidden),
+                                                 title=f"{optimizer}: {first_hidden} neurons")
+        save(figure, f"fig3_regret_{optimizer}_seed{run['run']['config']['seed']}")
+
+    # Fig. 5: exploration.
+    explored = {opt: runs for opt, runs in analyses.items() if "min_hamming_normalized" in runs[0].get("exploration", {})}
+    if explored:
+        figure = matplotlib.figure.Figure(figsize=(12, 3.6), layout="constrained")
+        left, middle, right = (figure.add_subplot(1, 3, i) for i in (1, 2, 3))
+        plotting.plot_min_hamming(left, {
+            opt: [(np.asarray(run["exploration"]["steps"][1:]) + 1,
+                   np.asarray(run["exploration"]["min_hamming_normalized"][1:], np.float64)) for run in runs]
+            for opt, runs in explored.items()}, xlabel="training step", title="min Hamming distance to the past")
+        plotting.plot_switches(middle, {opt: np.asarray(runs[0]["exploration"]["switches"]["quantiles"], np.float64)
+                                        for opt, runs in explored.items()},
+                               title="activation switches per point (101 quantiles)")
+        plotting.plot_log_volume(right, {
+            opt: np.asarray([-np.inf if v is None else v for v in runs[0]["exploration"]["log_volume_sorted"]])
+            for opt, runs in explored.items()}, xlabel="units (sorted)", title="log-volume of each unit (seed 0)")
+        save(figure, "fig5_exploration")
+    return written
+
+
+def _cell(stats: dict, digits: int = 3) -> str:
+    if stats is None or stats.get("mean") is None:
+        return "n/a"
+    return f"{stats['mean']:.{digits}g} ± {stats['std']:.2g} (n={stats['n']})"
+
+
+def markdown(summary: dict, analyses: dict, command: str, figures_written) -> str:
+    """The report: claims vs numbers, tables per optimizer, the figures and the command."""
+    optimizers = list(summary)
+    layers = _layers(analyses)
+    lines = [f"Regenerate with:\n\n```bash\n{command}\n```\n"]
+    first = next(iter(analyses.values()))[0]["run"]
+    lines.append(f"Data: {first['data']}; {first['examples']} training examples; "
+                 f"{first['config']['epochs']} epochs; seeds per optimizer: "
+                 + ", ".join(f"{opt} {summary[opt]['seeds']}" for opt in optimizers) + ".\n")
+    lines.append("## Training loss\n\n| optimizer | final-epoch loss | average per-round loss |\n|---|---|---|")
+    for opt in optimizers:
+        lines.append(f"| {opt} | {_cell(summary[opt]['final_epoch_loss'], 4)} | "
+                     f"{_cell(summary[opt]['average_training_loss'], 4)} |")
+    lines.append("\n## Regret growth exponents (Regret(N) ≈ c·N^a fitted over the later half of the grid)\n")
+    lines.append("| layer | scale | " + " | ".join(optimizers) + " |\n|---|---|" + "---|" * len(optimizers))
+    for layer in layers:
+        for scale in ("layer", "neuron"):
+            lines.append(f"| {layer} | {scale} | " + " | ".join(
+                _cell(summary[opt]["regret_exponents"][layer][scale]) for opt in optimizers) + " |")
+    lines.append("\nFit status counts at neuron scale (a dead neuron has zero regret; regret can be negative):\n")
+    for opt in optimizers:
+        counts = {layer: summary[opt]["regret_exponents"][layer]["neuron_fit_status"] for layer in layers}
+        negative = {layer: summary[opt]["regret_exponents"][layer]["neuron_negative_final_regret"] for layer in layers}
+        lines.append(f"- {opt}: {counts}; neurons with negative final regret: {negative}")
+    missing = {layer: summary[optimizers[0]]["regret_exponents"][layer]["layer_missing"] for layer in layers}
+    for layer, reason in missing.items():
+        if reason:
+            lines.append(f"- layer scale of {layer} not available: {reason.split('; it recorded')[0]}")
+    lines.append("\n## Loss minus Taylor optimum at the end of training (layer scale, per round)\n")
+    lines.append("| layer | " + " | ".join(optimizers) + " |\n|---|" + "---|" * len(optimizers))
+    for layer in layers:
+        lines.append(f"| {layer} | " + " | ".join(
+            _cell(summary[opt]["regret_exponents"][layer]["final_gap_average_loss_minus_taylor_optimum"])
+            for opt in optimizers) + " |")
+    if all("exploration" in summary[opt] for opt in optimizers):
+        lines.append("\n## Exploration of activation configurations\n")
+        lines.append("| metric | " + " | ".join(optimizers) + " |\n|---|" + "---|" * len(optimizers))
+        for key, label in (("mean_min_hamming_normalized", "mean min Hamming distance to earlier configs / (D·M)"),
+                           ("mean_switch_proportion", "mean switches per point / (M·(N−1))"),
+                           ("mean_finite_log_volume", "mean finite log-volume (top-k singular values)"),
+                           ("units_with_zero_log_volume", "units with log-volume −inf"),
+                           ("top_log_volume_mean", f"mean log-volume of the top {TOP_NEURONS} units")):
+            lines.append(f"| {label} | " + " | ".join(_cell(summary[opt]["exploration"][key]) for opt in optimizers)
+                         + " |")
+    lines.append("\n## Figures\n")
+    for path in figures_written:
+        lines.append(f"![{pathlib.Path(path).stem}]({pathlib.Path(path).name})\n")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(runs, output_dir, command: str, dpi: int = 150) -> dict:
+    """Summary JSON, figures and README.md of analyzed runs (a folder or a list, see `load_analyses`)."""
+    output_dir = pathlib.Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    analyses = load_analyses(runs)
+    summary = claims(analyses)
+    written = figures(analyses, output_dir, dpi=dpi)
+    (output_dir / "summary.json").write_text(json.dumps({"command": command, "optimizers": summary}, indent=1))
+    (output_dir / "README.md").write_text(f"# {pathlib.Path(output_dir).name}: measured\n\n"
+                                          + markdown(summary, analyses, command, written))
+    return summary
