@@ -2,7 +2,7 @@
 
 Trains every optimizer × seed with the recorders (finished runs are reused), analyzes
 each run, and writes figures, numbers and a README into --results_dir (default
-results/<task>). With no data flags the autoencoder runs on the 10,000 MNIST digits
+reproduced/<task>). With no data flags the autoencoder runs on the 10,000 MNIST digits
 embedded in the package, so this works offline. Kept short: the work is in
 keras_taylor.experiments and keras_taylor.report.
 """
@@ -19,7 +19,7 @@ from keras_taylor_bin import train_flags
 _OPTIMIZERS = flags.DEFINE_list("optimizers", ["sgd", "rmsprop", "adam"], "Optimizers to compare.")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per optimizer (0 .. seeds-1).")
 _WORK_DIR = flags.DEFINE_string("work_dir", "runs", "Where the (large) run directories go.")
-_RESULTS_DIR = flags.DEFINE_string("results_dir", None, "Where figures and numbers go (default results/<task>).")
+_RESULTS_DIR = flags.DEFINE_string("results_dir", None, "Where figures and numbers go (default reproduced/<task>).")
 _NEURONS = flags.DEFINE_integer("analysis_neurons", 50, "Neurons per layer in the neuron-scale bands (0: all).")
 _GRID_POINTS = flags.DEFINE_integer("grid_points", 20, "About how many log-spaced N to evaluate regret at.")
 
@@ -36,7 +36,7 @@ def main(argv):
             config = train_flags.train_config(optimizer, None, seed)
             run_dirs.append(experiments.train(config, f"{_WORK_DIR.value}/{task}/{config.run_name()}"))
             experiments.analyze_with_progress(run_dirs[-1], analysis_config)
-    results_dir = _RESULTS_DIR.value or f"results/{task}"
+    results_dir = _RESULTS_DIR.value or f"reproduced/{task}"
     report.write_report(run_dirs, results_dir,
                         " ".join(["keras-taylor-reproduce"] + sys.argv[1:]))
     print(f"Results written to {results_dir}")

@@ -11,10 +11,12 @@ def test_every_public_name_resolves():
         assert getattr(keras_taylor, name) is not None, name
 
 
-def test_storage_statistics_and_taylor_algebra_import_without_tensorflow():
+def test_analysis_side_imports_without_tensorflow():
     script = (
         "import sys\n"
         "import keras_taylor.storage, keras_taylor.statistics, keras_taylor.taylor, keras_taylor.schedules\n"
+        "import keras_taylor.analysis, keras_taylor.exploration, keras_taylor.plotting, keras_taylor.report\n"
+        "import keras_taylor.data, keras_taylor.experiments\n"
         "keras_taylor.load_run\n"
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
     )

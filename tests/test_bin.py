@@ -1,0 +1,70 @@
+"""Smoke tests of every binary's main on a tiny config, each in its own process (absl flags are global)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+TINY = ["--limit=96", "--epochs=1", "--batch_size=32", "--probe_size=40", "--activation_records=2", "--verbose=0",
+        "--neurons_per_layer=3"]
+
+
+def _run(module: str, *args: str, cwd=None) -> str:
+    result = subprocess.run([sys.executable, "-m", f"keras_taylor_bin.{module}", *args], capture_output=True,
+                            text=True, timeout=600, cwd=cwd, env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin",
+                                                                  "HOME": str(cwd or "/tmp")})
+    assert result.returncode == 0, f"{module} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    work = tmp_path_factory.mktemp("bin")
+    flagfile = work / "train.flags"
+    flagfile.write_text("\n".join(TINY + ["--optimizer=adam", f"--output_dir={work / 'runs'}"]) + "\n")
+    _run("train", f"--flagfile={flagfile}", cwd=work)
+    return work, work / "runs" / "autoencoder" / "adam_lr0.01_seed0"
+
+
+def test_train_writes_a_run_and_reuses_it(trained):
+    work, run_dir = trained
+    done = json.loads((run_dir / "done.json").read_text())
+    assert done["config"]["optimizer"] == "adam" and done["examples"] == 96
+    assert (run_dir / "taylor" / "manifest.json").exists() and (run_dir / "activations" / "manifest.json").exists()
+    output = _run("train", f"--flagfile={work / 'train.flags'}", cwd=work)
+    assert "reused" in output
+
+
+def test_analyze_then_plot(trained):
+    work, run_dir = trained
+    _run("analyze", f"--run_dirs={run_dir}", "--neurons_per_layer=2", "--grid_points=4", cwd=work)
+    analysis = json.loads((run_dir / "analysis.json").read_text())
+    assert set(analysis["layers"]) == {"relu_1", "relu_2", "relu_3", "relu_4", "relu_5", "reconstruction"}
+    assert len(analysis["layers"]["relu_2"]["neuron"]["neurons"]) == 2
+    assert "missing" in analysis["layers"]["relu_1"]["layer"]  # said, not silently dropped
+    _run("plot", f"--task_dir={run_dir.parent}", f"--output_dir={work / 'figures'}", "--dpi=40", cwd=work)
+    readme = (work / "figures" / "README.md").read_text()
+    assert "keras-taylor-plot" in readme and "fig4_regret_by_optimizer.png" in readme
+    assert (work / "figures" / "fig5_exploration.png").stat().st_size > 0
+
+
+def test_sweep_picks_the_lowest_loss(tmp_path):
+    _run("sweep", *TINY, "--rates=0.01,0.1", f"--output_dir={tmp_path}", cwd=tmp_path)
+    summary = json.loads((tmp_path / "autoencoder" / "sgd_sweep.json").read_text())
+    losses = summary["final_epoch_loss"]
+    assert summary["best_learning_rate"] == float(min(losses, key=losses.get))
+
+
+def test_reproduce_end_to_end(tmp_path):
+    _run("reproduce", *TINY, "--optimizers=sgd,rmsprop", "--seeds=1", "--analysis_neurons=2", "--grid_points=4",
+         f"--work_dir={tmp_path / 'runs'}", f"--results_dir={tmp_path / 'results'}", cwd=tmp_path)
+    summary = json.loads((tmp_path / "results" / "summary.json").read_text())
+    assert set(summary["optimizers"]) == {"sgd", "rmsprop"}
+    assert "exploration" in summary["optimizers"]["sgd"]
+
+
+def test_stray_arguments_are_rejected(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "keras_taylor_bin.plot", "--task_dir=x", "--output_dir=y", "extra"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "Unexpected arguments" in result.stderr
