@@ -246,6 +246,79 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
     return written
 
 
+def _mean(summary: dict, optimizer: str, *keys) -> float | None:
+    value = summary.get(optimizer, {})
+    for key in keys:
+        value = value.get(key, {}) if isinstance(value, dict) else {}
+    return value.get("mean") if isinstance(value, dict) else None
+
+
+def claim_rows(summary: dict) -> list[dict]:
+    """The paper's claims, each with the measured numbers and a verdict computed from them.
+
+    A verdict compares means over seeds; it says "not tested" when an optimizer or metric is missing.
+    """
+    rows = []
+    exponents = {
+        opt: [(layer, record["layer"]["mean"]) for layer, record in entry["regret_exponents"].items()
+              if record["layer"]["mean"] is not None]
+        for opt, entry in summary.items()}
+    neuron_exponents = {
+        opt: [(layer, record["neuron"]["mean"]) for layer, record in entry["regret_exponents"].items()
+              if record["neuron"]["mean"] is not None]
+        for opt, entry in summary.items()}
+    measured = "; ".join(
+        f"{opt}: layer {min(v for _, v in exps):.2f}–{max(v for _, v in exps):.2f}"
+        + (f", neuron means {min(v for _, v in neuron_exponents[opt]):.2f}–"
+           f"{max(v for _, v in neuron_exponents[opt]):.2f}" if neuron_exponents[opt] else "")
+        for opt, exps in exponents.items() if exps)
+    all_values = [v for exps in exponents.values() for _, v in exps]
+    verdict = "not tested" if not all_values else (
+        "reproduced" if all(0.35 <= v <= 0.65 for v in all_values) else
+        "not reproduced: exponents outside 0.35–0.65" + (" (faster than √N)" if max(all_values) > 0.65 else ""))
+    rows.append({"claim": "Regret(N) grows like √N for every optimizer and scale (verdict rule: every layer-scale "
+                          "mean exponent within 0.35–0.65)",
+                 "measured": f"fitted exponents {measured}", "verdict": verdict})
+
+    metrics = (("mean_min_hamming_normalized", "min Hamming"), ("mean_switch_proportion", "switches"),
+               ("mean_finite_log_volume", "log-volume"))
+
+    def compare(first, second, label):
+        values = [(name, _mean(summary, first, "exploration", key), _mean(summary, second, "exploration", key))
+                  for key, name in metrics]
+        if any(a is None or b is None for _, a, b in values):
+            return {"claim": label, "measured": "n/a", "verdict": "not tested"}
+        text = "; ".join(f"{name} {first} {a:.4g} vs {second} {b:.4g}" for name, a, b in values)
+        wins = sum(a > b for _, a, b in values)
+        return {"claim": label, "measured": text,
+                "verdict": "reproduced" if wins == 3 else f"not reproduced ({first} higher on {wins} of 3)"}
+
+    rows.append(compare("rmsprop", "sgd", "RMSProp explores more than SGD on all three metrics"))
+    rows.append(compare("rmsprop", "adam", "Adam explores less than RMSProp (all three metrics)"))
+    rows.append(compare("adam", "sgd", "Adam explores more than SGD (all three metrics)"))
+    adam_top, rms_top = (_mean(summary, opt, "exploration", "top_log_volume_mean") for opt in ("adam", "rmsprop"))
+    if adam_top is None or rms_top is None or not np.isfinite(adam_top) or not np.isfinite(rms_top):
+        rows.append({"claim": f"Adam's top ~{TOP_NEURONS} units explore like RMSProp's", "measured": "n/a",
+                     "verdict": "not tested"})
+    else:
+        difference = abs(adam_top - rms_top) / abs(rms_top)
+        rows.append({"claim": f"Adam's top ~{TOP_NEURONS} units explore like RMSProp's",
+                     "measured": f"mean log-volume of the top {TOP_NEURONS} units: adam {adam_top:.4g}, "
+                                 f"rmsprop {rms_top:.4g} ({difference:.0%} apart)",
+                     "verdict": "reproduced" if difference <= 0.1 else "not reproduced (more than 10% apart)"})
+    losses = {opt: _mean(summary, opt, "final_epoch_loss") for opt in ("sgd", "rmsprop", "adam")}
+    if None in losses.values():
+        rows.append({"claim": "Adaptive optimizers reach a lower training loss than SGD", "measured": "n/a",
+                     "verdict": "not tested"})
+    else:
+        better = [opt for opt in ("rmsprop", "adam") if losses[opt] < losses["sgd"]]
+        rows.append({"claim": "Adaptive optimizers (RMSProp, Adam) reach a lower training loss than SGD",
+                     "measured": ", ".join(f"{opt} {loss:.4g}" for opt, loss in losses.items()),
+                     "verdict": "reproduced" if len(better) == 2 else
+                     f"not reproduced (lower than SGD: {', '.join(better) or 'neither'})"})
+    return rows
+
+
 def _cell(stats: dict, digits: int = 3) -> str:
     if stats is None or stats.get("mean") is None:
         return "n/a"
@@ -261,6 +334,10 @@ def markdown(summary: dict, analyses: dict, command: str, figures_written) -> st
     lines.append(f"Data: {first['data']}; {first['examples']} training examples; "
                  f"{first['config']['epochs']} epochs; seeds per optimizer: "
                  + ", ".join(f"{opt} {summary[opt]['seeds']}" for opt in optimizers) + ".\n")
+    lines.append("## The paper's claims, measured\n\n| claim | measured | verdict |\n|---|---|---|")
+    for row in claim_rows(summary):
+        lines.append(f"| {row['claim']} | {row['measured']} | {row['verdict']} |")
+    lines.append("")
     lines.append("## Training loss\n\n| optimizer | final-epoch loss | average per-round loss |\n|---|---|---|")
     for opt in optimizers:
         lines.append(f"| {opt} | {_cell(summary[opt]['final_epoch_loss'], 4)} | "
@@ -309,7 +386,8 @@ def write_report(runs, output_dir, command: str, dpi: int = 150) -> dict:
     analyses = load_analyses(runs)
     summary = claims(analyses)
     written = figures(analyses, output_dir, dpi=dpi)
-    (output_dir / "summary.json").write_text(json.dumps({"command": command, "optimizers": summary}, indent=1))
+    (output_dir / "summary.json").write_text(json.dumps(
+        {"command": command, "claims": claim_rows(summary), "optimizers": summary}, indent=1))
     (output_dir / "README.md").write_text(f"# {pathlib.Path(output_dir).name}: measured\n\n"
                                           + markdown(summary, analyses, command, written))
     return summary
