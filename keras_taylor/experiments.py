@@ -445,3 +445,48 @@ def _exploration(configs, k: int) -> dict:
         "log_volume_sorted": [None if not np.isfinite(v) else float(v) for v in log_volume],
         "per_layer": per_layer,
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class Figure1Config:
+    """Fig. 1's small rectifier net: scalar in, scalar out, fitted to a wiggly target.
+
+    Attributes:
+        widths: Hidden layer widths.
+        steps: Adam steps on the target.
+        seed: Seed of the weights and the data.
+        points: Grid points on [-1, 1] where f and df/dx are drawn.
+    """
+
+    widths: tuple = (32, 32, 32)
+    steps: int = 2000
+    seed: int = 0
+    points: int = 4001
+
+
+def figure1(config: Figure1Config, output_dir, dpi: int = 150) -> list[pathlib.Path]:
+    """Trains the small net, then draws its piecewise-linear output and shattered gradient (Fig. 1).
+
+    Returns:
+        The figure files written (`fig1_piecewise_linear.png`).
+    """
+    import keras  # pylint: disable=import-outside-toplevel
+    import matplotlib.figure  # pylint: disable=import-outside-toplevel
+
+    from keras_taylor import plotting  # pylint: disable=import-outside-toplevel
+
+    keras.utils.set_random_seed(config.seed)
+    x_train = np.random.default_rng(config.seed).uniform(-1, 1, (512, 1)).astype(np.float32)
+    y_train = np.sin(6 * x_train) + 0.5 * np.sin(17 * x_train)
+    model = keras.Sequential([keras.Input((1,))] + [keras.layers.Dense(w, activation="relu") for w in config.widths]
+                             + [keras.layers.Dense(1)])
+    model.compile(keras.optimizers.Adam(3e-3), "mse")
+    model.fit(x_train, y_train, batch_size=64, epochs=max(1, config.steps // 8), verbose=0)
+    weights = model.get_weights()
+    grid = np.linspace(-1, 1, config.points)
+    value, gradient = plotting.relu_net_1d(weights[0::2], weights[1::2], grid)
+    figure = matplotlib.figure.Figure(figsize=(9, 3.4), layout="constrained")
+    plotting.plot_piecewise_linear(figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2), grid, value, gradient,
+                                   function_title=f"ReLU net 1-{'-'.join(map(str, config.widths))}-1: f(x)",
+                                   gradient_title="its gradient df/dx (piecewise constant)")
+    return plotting.save_figure(figure, pathlib.Path(output_dir) / "fig1_piecewise_linear", formats=("png",), dpi=dpi)

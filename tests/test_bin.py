@@ -43,7 +43,8 @@ def test_analyze_then_plot(trained):
     assert set(analysis["layers"]) == {"relu_1", "relu_2", "relu_3", "relu_4", "relu_5", "reconstruction"}
     assert len(analysis["layers"]["relu_2"]["neuron"]["neurons"]) == 2
     assert "missing" in analysis["layers"]["relu_1"]["layer"]  # said, not silently dropped
-    _run("plot", f"--task_dir={run_dir.parent}", f"--output_dir={work / 'figures'}", "--dpi=40", cwd=work)
+    _run("plot", f"--task_dir={run_dir.parent}", f"--output_dir={work / 'figures'}", "--dpi=40", "--nofigure1",
+         cwd=work)
     readme = (work / "figures" / "README.md").read_text()
     assert "keras-taylor-plot" in readme and "fig4_regret_by_optimizer.png" in readme
     assert (work / "figures" / "fig5_exploration.png").stat().st_size > 0
@@ -68,3 +69,10 @@ def test_stray_arguments_are_rejected(tmp_path):
     result = subprocess.run([sys.executable, "-m", "keras_taylor_bin.plot", "--task_dir=x", "--output_dir=y", "extra"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "Unexpected arguments" in result.stderr
+
+
+def test_figure1_draws_a_trained_relu_net(tmp_path):
+    from keras_taylor import experiments  # pylint: disable=import-outside-toplevel
+
+    written = experiments.figure1(experiments.Figure1Config(widths=(8, 8), steps=16, points=101), tmp_path, dpi=40)
+    assert [path.name for path in written] == ["fig1_piecewise_linear.png"] and written[0].stat().st_size > 0
