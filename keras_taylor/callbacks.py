@@ -405,6 +405,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             "schedule": self._schedule().to_config(),
             "checkpoints": self.checkpoints.to_config(),
             "layers": routes,
+            "layer_order": [plan.name for plan in self.plan.layers],  # "layers" is stored with sorted keys
             "network": {"route": self.plan.network_route, "reason": network_reason,
                         "parameter_slots": [[v.path] for v in model.trainable_weights]},
             "dtype": self.dtype,
@@ -737,6 +738,7 @@ class ActivationRecorder(keras.callbacks.Callback):
             "layers": {layer.name: {"shape": list(shapes[layer.name]), "units": self._units[layer.name].tolist()}
                        for layer in layers},
             "num_units": int(sum(len(units) for units in self._units.values())),
+            "layer_order": [layer.name for layer in layers],  # "layers" is stored with sorted keys
             "schedule": self.schedule.to_config(),
             "optimizer": _optimizer_description(model),
             "versions": _versions(),

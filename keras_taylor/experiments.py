@@ -336,6 +336,18 @@ def _summary_of_values(values: np.ndarray, quantiles: int = 101) -> dict:
     }
 
 
+def model_layer_order(manifest: dict) -> list[str]:
+    """The layer names of a recorded model in model order (its Keras config keeps that order;
+    the manifest's "layers" mapping is stored with sorted keys)."""
+    layers = manifest.get("model", {}).get("config", {}).get("layers", [])
+    return [layer.get("name") or layer.get("config", {}).get("name") for layer in layers]
+
+
+def _ordered(names, manifest: dict) -> list[str]:
+    order = {name: index for index, name in enumerate(model_layer_order(manifest))}
+    return sorted(names, key=lambda name: (order.get(name, len(order)), name))
+
+
 def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=None) -> dict:
     """Regret at every recorded scale and the exploration metrics of one run; writes `analysis.json`.
 
@@ -365,7 +377,8 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
         losses = analysis.round_losses(run)
         result["rounds"] = {"steps": losses.steps.tolist(), "loss": losses.losses.tolist()}
         work.append(("network", None, None))
-        for name in run.manifest["layers"]:
+        layer_order = _ordered(run.manifest["layers"], run.manifest)
+        for name in layer_order:
             work += [("layer", name, None), ("neuron", name, None)]
     activations_dir = run_dir / "activations"
     if activations_dir.exists():
@@ -386,8 +399,11 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
                 fits = [analysis.fit_growth(curve, fraction=config.fit_fraction) for curve in band.curves]
                 result["layers"].setdefault(layer, {})["neuron"] = _band_json(band, fits)
             else:
-                result["exploration"] = _exploration(exploration.PackedConfigurations.from_run(activations_dir),
-                                                     config.log_volume_k)
+                activations = storage.load_run(activations_dir)
+                order = activations.manifest.get("layer_order") or (
+                    _ordered(activations.manifest["layers"], run.manifest) if taylor_dir.exists() else None)
+                result["exploration"] = _exploration(
+                    exploration.PackedConfigurations.from_run(activations, layer_order=order), config.log_volume_k)
         except analysis.MissingStatisticsError as error:
             target = result if kind in ("network", "exploration") else result["layers"].setdefault(layer, {})
             target[kind if kind != "network" else "network"] = {"missing": str(error)}

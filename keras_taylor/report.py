@@ -72,8 +72,15 @@ def fit_from_json(record: dict) -> GrowthFit:
 
 
 def _layers(analyses: dict) -> list[str]:
+    """The analyzed layers, in model order when the run's Taylor manifest is at hand."""
     first = next(iter(analyses.values()))[0]
-    return list(first.get("layers", {}))
+    names = list(first.get("layers", {}))
+    manifest_path = pathlib.Path(first.get("path", "")) / "taylor" / "manifest.json"
+    if manifest_path.exists():
+        layers = json.loads(manifest_path.read_text()).get("model", {}).get("config", {}).get("layers", [])
+        order = {(layer.get("name") or layer.get("config", {}).get("name")): i for i, layer in enumerate(layers)}
+        names.sort(key=lambda name: (order.get(name, len(order)), name))
+    return names
 
 
 def _mean_std(values) -> dict:
