@@ -243,8 +243,9 @@ def minimize_quadratic(gram: np.ndarray, linear: np.ndarray, constant: np.ndarra
 
     Returns:
         `(minimum [K], minimizer [K, P], diagnostics)`, diagnostics holding `[K]` arrays
-        "rank", "condition", "gradient_norm" (‖Hv + g‖ relative to ‖g‖), "range_residual"
-        (the part of g outside H's range, relative to ‖g‖) and "ill_conditioned".
+        "rank", "condition", "gradient_norm" (‖Hv + g‖ relative to ‖H‖_F‖v‖ + ‖g‖, a backward
+        error), "range_residual" (the part of g outside H's numerical range, same scale) and
+        "ill_conditioned".
     """
     gram, linear, constant = (np.asarray(a, np.float64) for a in (gram, linear, constant))
     if gram.ndim != 3 or gram.shape[1] != gram.shape[2] or linear.shape != gram.shape[:2] or constant.shape != gram.shape[:1]:
@@ -278,7 +279,9 @@ def minimize_quadratic(gram: np.ndarray, linear: np.ndarray, constant: np.ndarra
         solution[order[:rank]] = -scipy.linalg.solve_triangular(lower[:rank].T, coefficients, lower=False)
         minimum[member] = constant[member] - coefficients @ coefficients
         minimizer[member] = solution
-        reference = max(np.linalg.norm(gradient), np.finfo(float).tiny)
+        # Backward-error scale: a residual this small relative to ‖H‖‖v‖ + ‖g‖ is rounding.
+        reference = max(np.linalg.norm(gradient) + np.linalg.norm(hessian) * np.linalg.norm(solution),
+                        np.finfo(float).tiny)
         diagonal = np.abs(np.diag(lower[:rank]))
         diagnostics["rank"][member] = rank
         diagnostics["condition"][member] = (diagonal.max() / diagonal.min()) ** 2
