@@ -21,6 +21,8 @@ TAYLOR = flags.DEFINE_bool("taylor", True, "Record Taylor statistics (TaylorReco
 SCALES = flags.DEFINE_list("scales", ["network", "layer", "neuron"], "Scales the TaylorRecorder records.")
 NEURONS_PER_LAYER = flags.DEFINE_integer("neurons_per_layer", 50, "Neurons sampled per layer (0: all).")
 TAYLOR_EVERY = flags.DEFINE_integer("taylor_every", 1, "Record Taylor data every k-th step.")
+TAYLOR_EXAMPLES = flags.DEFINE_integer("taylor_examples", None,
+                                       "Cross-entropy: store Taylor data for the first k examples of a batch.")
 ACTIVATIONS = flags.DEFINE_bool("activations", True, "Record activation configurations (ActivationRecorder).")
 ACTIVATION_RECORDS = flags.DEFINE_integer("activation_records", 100, "About how many configurations to record.")
 PROBE_SIZE = flags.DEFINE_integer("probe_size", 10_000, "Training points in the activation probe set.")
@@ -34,7 +36,7 @@ def train_config(optimizer: str, learning_rate: float | None, seed: int) -> Trai
         task=TASK.value, optimizer=optimizer, learning_rate=learning_rate, epochs=EPOCHS.value, seed=seed,
         dataset=DATASET.value, data_dir=DATA_DIR.value, limit=LIMIT.value, batch_size=BATCH_SIZE.value,
         taylor=TAYLOR.value, scales=tuple(SCALES.value), neurons_per_layer=NEURONS_PER_LAYER.value or None,
-        taylor_every=TAYLOR_EVERY.value, activations=ACTIVATIONS.value,
+        taylor_every=TAYLOR_EVERY.value, taylor_examples=TAYLOR_EXAMPLES.value, activations=ACTIVATIONS.value,
         activation_records=ACTIVATION_RECORDS.value, probe_size=PROBE_SIZE.value,
         max_units_per_layer=MAX_UNITS.value, verbose=VERBOSE.value,
     )

@@ -57,7 +57,8 @@ class RegretCurve:
         layer: The layer's name (None at network scale).
         neuron: The neuron's index within the layer (None unless neuron scale).
         rounds: `[K]` int, the grid of N (rounds counted from 1).
-        cumulative_loss: `[K]` Σ_{n≤N} ℓ^n(W^n), the loss the learner incurred.
+        cumulative_loss: `[K]` Σ_{n≤N} ℓ^n(W^n), the loss the learner incurred (for cross-entropy,
+            on the examples whose Taylor data were stored, see `examples_per_round`).
         cumulative_taylor_optimum: `[K]` min_V Σ_{n≤N} 𝒯^n(V).
         regret: `[K]` cumulative_loss − cumulative_taylor_optimum (may be ≤ 0).
         diagnostics: How each minimum was computed.
@@ -531,7 +532,8 @@ def _minima(run: storage.Run, layer, neurons, rounds, **solver_options):
         grid, minima, info = _streamed_neuron_minima(run, layer, neurons, rounds)
     else:
         grid, minima, info = _quadratic_minima(run, layer, neurons, rounds)
-    return grid, minima, [_diagnostics("pivoted Cholesky", info, member) for member in range(len(minima))]
+    diagnostics = [_diagnostics("pivoted Cholesky", info, member) for member in range(len(minima))]
+    return grid, minima, diagnostics, round_losses(run).cumulative[grid - 1]
 
 
 def regret_curve(run, layer: str | None = None, neuron: int | None = None, rounds=None,
@@ -555,8 +557,8 @@ def regret_curve(run, layer: str | None = None, neuron: int | None = None, round
         MissingStatisticsError: the run did not record that scale (the message says what it did record).
     """
     run = _taylor_run(run)
-    grid, minima, diagnostics = _minima(run, layer, None if neuron is None else [neuron], rounds, **solver_options)
-    cumulative_loss = round_losses(run).cumulative[grid - 1]
+    grid, minima, diagnostics, cumulative_loss = _minima(run, layer, None if neuron is None else [neuron], rounds,
+                                                         **solver_options)
     return RegretCurve(
         scale="network" if layer is None else ("layer" if neuron is None else "neuron"),
         layer=layer, neuron=neuron, rounds=grid, cumulative_loss=cumulative_loss,
@@ -586,8 +588,7 @@ def neuron_regret_band(run, layer: str, neurons=None, rounds=None, *, sample: in
         raise MissingStatisticsError(f"{run.logdir} recorded no neurons of layer {layer!r}.")
     if sample is not None and sample < len(neurons):
         neurons = sorted(np.random.default_rng(seed).choice(neurons, sample, replace=False).tolist())
-    grid, minima, diagnostics = _minima(run, layer, neurons, rounds, **solver_options)
-    cumulative_loss = round_losses(run).cumulative[grid - 1]
+    grid, minima, diagnostics, cumulative_loss = _minima(run, layer, neurons, rounds, **solver_options)
     curves = tuple(
         RegretCurve("neuron", layer, neuron, grid, cumulative_loss, minima[index], cumulative_loss - minima[index],
                     diagnostics[index])
@@ -743,7 +744,9 @@ def _trajectory_diameter(points: np.ndarray) -> float:
     """max_{n,m} ‖W^n − W^m‖ over the rows of `points` `[R, P]`."""
     squared = np.sum(points**2, axis=1)
     distances = squared[:, None] + squared[None] - 2 * points @ points.T
-    return float(np.sqrt(max(distances.max(), 0.0)))
+    # Below the Gram formula's rounding the points are equal (one recorded round: 0).
+    distances[distances <= 64 * np.finfo(float).eps * (squared[:, None] + squared[None])] = 0.0
+    return float(np.sqrt(distances.max()))
 
 
 def factored_taylor_optimum(linear_rounds: list, loss: ConvexLoss, center: np.ndarray, radius: float,
@@ -751,9 +754,9 @@ def factored_taylor_optimum(linear_rounds: list, loss: ConvexLoss, center: np.nd
                             max_iterations: int = 2000) -> tuple[float, np.ndarray, dict]:
     """min_{‖v − center‖ ≤ radius} Σ_n ℓ(T^n(v), y^n) for a non-quadratic convex loss.
 
-    L-BFGS-B first, unconstrained; if its minimizer leaves the ball, the ball-
-    constrained problem is solved with SciPy's trust-region interior-point method
-    ("trust-constr") from the minimizer's projection onto the ball.
+    L-BFGS-B first, unconstrained; if its minimizer leaves the ball, the KKT
+    multiplier μ of the ball is found by a bracketed root search (brentq) on
+    ‖v(μ) − center‖ = radius, each v(μ) minimizing f + μ/2‖v − center‖² by L-BFGS-B.
 
     Args:
         linear_rounds: Per round, the affine Taylor outputs (`_linear_rounds`).
@@ -765,7 +768,8 @@ def factored_taylor_optimum(linear_rounds: list, loss: ConvexLoss, center: np.nd
 
     Returns:
         `(minimum, minimizer, diagnostics)` with "converged", "gradient_norm" (of the
-        Lagrangian, relative), "iterations", "constrained", "method".
+        Lagrangian, relative to the gradient at the center), "iterations" (L-BFGS-B
+        iterations, summed), "constrained", "method".
     """
 
     def objective(v):
@@ -776,34 +780,59 @@ def factored_taylor_optimum(linear_rounds: list, loss: ConvexLoss, center: np.nd
             gradient += taylor_round.pullback(loss.gradient(outputs, taylor_round.targets))
         return value, gradient
 
-    reference = max(np.linalg.norm(objective(center)[1]), 1e-12)
+    if radius <= 0:  # H is the single point W^0
+        value, gradient = objective(center)
+        return float(value), center.copy(), {"converged": True, "gradient_norm": 0.0, "iterations": 0,
+                                              "constrained": True, "method": "domain is a point"}
+    center_gradient = objective(center)[1]
+    reference = max(np.linalg.norm(center_gradient), 1e-12)
     start = center.copy() if start is None else start
+    options = {"maxiter": max_iterations, "gtol": tolerance * reference, "ftol": 1e-15}
     result = scipy.optimize.minimize(objective, start, jac=True, method="L-BFGS-B",
-                                     options={"maxiter": max_iterations, "gtol": tolerance * reference,
-                                              "ftol": 1e-15})
+                                     options={**options, "maxiter": min(max_iterations, 500)})
     gradient_norm = np.linalg.norm(result.jac) / reference
-    inside = np.linalg.norm(result.x - center) <= radius
-    if inside:
+    if np.linalg.norm(result.x - center) <= radius and gradient_norm <= 10 * tolerance:
         return float(result.fun), result.x, {
-            "converged": bool(gradient_norm <= 10 * tolerance), "gradient_norm": float(gradient_norm),
-            "iterations": int(result.nit), "constrained": False, "method": "L-BFGS-B",
+            "converged": True, "gradient_norm": float(gradient_norm), "iterations": int(result.nit),
+            "constrained": False, "method": "L-BFGS-B",
         }
-    offset = result.x - center
-    projected = center + offset * (radius / np.linalg.norm(offset))
-    ball = scipy.optimize.NonlinearConstraint(
-        lambda v: np.sum((v - center) ** 2), -np.inf, radius**2,
-        jac=lambda v: 2 * (v - center)[None], hess=lambda v, multiplier: 2 * multiplier[0] * np.eye(len(v)),
-    )
-    constrained = scipy.optimize.minimize(
-        lambda v: objective(v)[0], projected, jac=lambda v: objective(v)[1], method="trust-constr",
-        constraints=[ball], hess=scipy.optimize.BFGS(),
-        options={"maxiter": max_iterations, "gtol": tolerance * reference, "xtol": 1e-12},
-    )
-    gradient_norm = constrained.optimality / reference
-    return float(constrained.fun), constrained.x, {
-        "converged": bool(constrained.status == 1 and constrained.constr_violation <= 1e-8 * radius**2),
-        "gradient_norm": float(gradient_norm), "iterations": int(constrained.nit), "constrained": True,
-        "method": "trust-constr",
+    # The ball binds: KKT says ∇f(v) + μ(v − c) = 0 with ‖v − c‖ = ρ. For fixed μ > 0,
+    # v(μ) minimizes the strongly convex f + μ/2‖v − c‖² (L-BFGS-B), and ‖v(μ) − c‖
+    # decreases in μ (from ≤ ‖∇f(c)‖/μ), so a bracketed root search on log μ finds μ*.
+    iterations, state = int(result.nit), {"start": result.x}
+
+    def solve(log_multiplier):
+        nonlocal iterations
+        multiplier = np.exp(log_multiplier)
+
+        def penalized(v):
+            value, gradient = objective(v)
+            offset = v - center
+            return value + 0.5 * multiplier * offset @ offset, gradient + multiplier * offset
+
+        inner = scipy.optimize.minimize(penalized, state["start"], jac=True, method="L-BFGS-B", options=options)
+        iterations += int(inner.nit)
+        state["start"], state["solution"], state["multiplier"] = inner.x, inner.x, multiplier
+        return inner
+
+    def excess(log_multiplier):
+        return np.log(np.linalg.norm(solve(log_multiplier).x - center) / radius)
+
+    upper = np.log(max(np.linalg.norm(center_gradient), 1e-300) / radius)
+    lower = upper - 5.0
+    while excess(lower) < 0 and lower > upper - 80:  # the unconstrained minimizer may sit just outside
+        lower -= 5.0
+    root = scipy.optimize.root_scalar(excess, bracket=(lower, upper + 1e-9), method="brentq", xtol=1e-10,
+                                      rtol=1e-12)
+    inner = solve(root.root)
+    solution, multiplier = inner.x, state["multiplier"]
+    value, gradient = objective(solution)
+    kkt = np.linalg.norm(gradient + multiplier * (solution - center)) / reference
+    boundary = abs(np.linalg.norm(solution - center) - radius) / radius
+    return float(value), solution, {
+        "converged": bool(root.converged and kkt <= 10 * tolerance and boundary <= 1e-6),
+        "gradient_norm": float(kkt), "iterations": iterations, "constrained": True,
+        "method": "L-BFGS-B on the KKT multiplier (brentq)",
     }
 
 
@@ -826,8 +855,11 @@ def _factored_minima(run: storage.Run, layer, neurons, rounds, *, radius: float 
     members = [None] if neurons is None else neurons
     minima = np.full((len(members), len(grid)), np.nan)
     all_diagnostics = []
+    incurred = None
     for index, neuron in enumerate(members):
         linear_rounds = _linear_rounds(run, layer, neuron, int(grid[-1]))
+        if incurred is None:  # ℓ^n(W^n) on exactly the stored examples: T^n(W^n) = f_{W^n}
+            incurred = np.cumsum([loss(r.outputs(r.weights), r.targets) for r in linear_rounds])[grid - 1]
         trajectory = np.stack([taylor_round.weights for taylor_round in linear_rounds])
         center = trajectory[0]
         bound = radius if radius is not None else radius_scale * _trajectory_diameter(trajectory)
@@ -848,9 +880,9 @@ def _factored_minima(run: storage.Run, layer, neurons, rounds, *, radius: float 
                 f"{info['gradient_norm'][~converged].tolist()}).", TaylorOptimumWarning, stacklevel=3,
             )
         all_diagnostics.append(SolverDiagnostics(
-            method=f"L-BFGS-B / trust-constr on the ball ‖V − W^0‖ ≤ {bound:.4g}", converged=converged,
+            method=f"L-BFGS-B on the ball ‖V − W^0‖ ≤ {bound:.4g}", converged=converged,
             gradient_norm=info["gradient_norm"], iterations=info["iterations"].astype(np.int64),
             rank=np.full(len(grid), -1), condition=np.full(len(grid), np.nan),
             ill_conditioned=np.zeros(len(grid), bool),
         ))
-    return grid, minima, all_diagnostics
+    return grid, minima, all_diagnostics, incurred

@@ -128,6 +128,10 @@ class TaylorRecorder(keras.callbacks.Callback):
             there as a TensorBoard scalar ("taylor/round_loss", by global step).
         batch_size: The training batch size, for the storage estimate (Keras does not
             tell callbacks); default 32, Keras's own default.
+        examples_per_round: For the factored (cross-entropy) routes, store the Taylor data
+            of only the first k examples of each recorded minibatch (the Jacobians of a
+            convolutional layer are large); the analysis then measures the loss incurred
+            on the same k examples. None stores every example.
         verbose: Print the plan and storage estimate at the start.
     """
 
@@ -155,9 +159,13 @@ class TaylorRecorder(keras.callbacks.Callback):
         jtj_route: str = "propagate",
         data_description: dict | None = None,
         tensorboard_dir=None,
+        examples_per_round: int | None = None,
         verbose: int = 1,
     ):
         super().__init__()
+        if examples_per_round is not None and examples_per_round < 1:
+            raise ValueError(f"examples_per_round must be positive. Received: examples_per_round={examples_per_round}")
+        self.examples_per_round = examples_per_round
         if dtype not in ("float16", "float32", "float64"):
             raise ValueError(f"dtype must be float16, float32 or float64. Received: dtype={dtype!r}")
         self.logdir = logdir
@@ -289,11 +297,12 @@ class TaylorRecorder(keras.callbacks.Callback):
                 if layer_route == "gram" and not is_identity_output:
                     per_checkpoint += layer_bytes
             else:
+                stored = min(batch_size, self.examples_per_round or batch_size)
                 neuron_route = "factors" if chosen else "skipped"
                 layer_route = "factors" if "layer" in self.scales else "skipped"
-                jacobian_all = batch_size * num_outputs * spatial * units * item
-                jacobian_chosen = batch_size * num_outputs * spatial * len(chosen) * item
-                input_bytes = batch_size * int(np.prod(layer.input.shape[1:])) * item
+                jacobian_all = stored * num_outputs * spatial * units * item
+                jacobian_chosen = stored * num_outputs * spatial * len(chosen) * item
+                input_bytes = stored * int(np.prod(layer.input.shape[1:])) * item
                 if layer_route == "factors" and jacobian_all + input_bytes > self.storage_budget_bytes / rounds:
                     layer_route = "skipped"
                     reasons.append(
@@ -409,6 +418,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             "network": {"route": self.plan.network_route, "reason": network_reason,
                         "parameter_slots": [[v.path] for v in model.trainable_weights]},
             "dtype": self.dtype,
+            "examples_per_round": self.examples_per_round,
             "data": self.data_description,
             "estimated_bytes": estimate,
             "versions": _versions(),
@@ -623,10 +633,13 @@ class TaylorRecorder(keras.callbacks.Callback):
         factored = [plan for plan in self.plan.layers if "factors" in (plan.neuron_route, plan.layer_route)]
         if not factored:
             return
-        arrays = {"step": np.array([self._step]), "outputs": values["outputs"][None],
-                  "targets": values["targets"][None]}
+        examples = slice(0, self.examples_per_round)
+        arrays = {"step": np.array([self._step]), "outputs": values["outputs"][examples][None],
+                  "targets": values["targets"][examples][None]}
         for plan in factored:
-            for key in ("inputs", "z", "jacobian", "kernel", "bias"):
+            for key in ("inputs", "z", "jacobian"):
+                arrays[f"{plan.name}/{key}"] = values[f"{plan.name}/{key}"][examples][None].astype(self.dtype)
+            for key in ("kernel", "bias"):  # W^n, not per example
                 if f"{plan.name}/{key}" in values:
                     arrays[f"{plan.name}/{key}"] = values[f"{plan.name}/{key}"][None].astype(self.dtype)
         self.writer.write_chunk("factors", **arrays)

@@ -54,6 +54,8 @@ class TrainConfig:
         scales: The scales the TaylorRecorder records.
         neurons_per_layer: Neurons sampled per layer for the neuron scale (None: all).
         taylor_every: Record every k-th step (the sums need every step for exact regret).
+        taylor_examples: For cross-entropy, store the Taylor data of the first k examples of
+            each recorded minibatch only (None: all).
         activations: Record activation configurations (ActivationRecorder).
         activation_records: About how many configurations to record over training (evenly
             spaced in steps, plus the initial one); the log-volume needs more than k = 50.
@@ -75,6 +77,7 @@ class TrainConfig:
     scales: tuple = ("network", "layer", "neuron")
     neurons_per_layer: int | None = 50
     taylor_every: int = 1
+    taylor_examples: int | None = None
     activations: bool = True
     activation_records: int = 100
     probe_size: int = 10_000
@@ -205,6 +208,7 @@ def train(config: TrainConfig, run_dir) -> pathlib.Path:
             run_dir / "taylor", neurons=config.neurons_per_layer, scales=config.scales,
             schedule=schedules.every_k_steps(config.taylor_every), seed=config.seed, batch_size=batch_size,
             data_description={"source": description, "examples": len(x)}, verbose=config.verbose,
+            examples_per_round=config.taylor_examples,
         ))
     if config.activations:
         probe = x[np.random.default_rng(config.seed).permutation(len(x))[: config.probe_size]]
