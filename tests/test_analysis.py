@@ -43,14 +43,15 @@ def _train(model, x, y, recorder, loss="mse", epochs=2):
     return log.weights
 
 
-def _snapshots(model, x, y, weights, loss="mse"):
-    """The Taylor snapshot of every round, rebuilt from W^n and the minibatch x^n."""
+def _snapshots(model, x, y, weights, loss="mse", examples=None):
+    """The Taylor snapshot of every round, rebuilt from W^n and the minibatch x^n (or its first examples)."""
     snapshots = []
     batches = len(x) // BATCH
     for index, round_weights in enumerate(weights):
         model.set_weights(round_weights)
         start = (index % batches) * BATCH
-        snapshots.append(kt.taylor_snapshot(model, x[start:start + BATCH], y[start:start + BATCH], loss))
+        stop = start + (examples or BATCH)
+        snapshots.append(kt.taylor_snapshot(model, x[start:stop], y[start:stop], loss))
     return snapshots
 
 
@@ -264,8 +265,9 @@ def _classifier(rng, conv=False):
     return model
 
 
-@pytest.mark.parametrize("conv", [False, True], ids=["dense", "conv"])
-def test_cross_entropy_optimum_matches_an_independent_bounded_solver(tmp_path, conv):
+@pytest.mark.parametrize("conv,examples", [(False, None), (True, None), (True, 3)],
+                         ids=["dense", "conv", "conv_3_examples_per_round"])
+def test_cross_entropy_optimum_matches_an_independent_bounded_solver(tmp_path, conv, examples):
     keras.config.set_floatx("float64")
     try:
         rng = np.random.default_rng(7 + conv)
@@ -273,9 +275,10 @@ def test_cross_entropy_optimum_matches_an_independent_bounded_solver(tmp_path, c
         y = rng.integers(0, 3, size=3 * BATCH)
         model = _classifier(np.random.default_rng(3), conv)
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        recorder = TaylorRecorder(tmp_path / "ce", schedule=schedules.every_step(), dtype="float64", verbose=0)
+        recorder = TaylorRecorder(tmp_path / "ce", schedule=schedules.every_step(), dtype="float64", verbose=0,
+                                  examples_per_round=examples)
         weights = _train(model, x, y, recorder, loss=loss, epochs=1)
-        snapshots = _snapshots(model, x, y, weights, loss)
+        snapshots = _snapshots(model, x, y, weights, loss, examples=examples)
     finally:
         keras.config.set_floatx("float32")
     layer = "conv" if conv else "first"
