@@ -175,8 +175,16 @@ def build_model(config: TrainConfig):
 
 
 def _finished(run_dir: pathlib.Path, config: TrainConfig) -> bool:
+    """Whether `run_dir` finished training with `config` (settings added since then at their defaults)."""
     done = run_dir / "done.json"
-    return done.exists() and json.loads(done.read_text())["config"] == config.to_json()
+    if not done.exists():
+        return False
+    stored = json.loads(done.read_text())["config"]
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    if set(stored) - known:
+        return False
+    stored = {**stored, "scales": tuple(stored.get("scales", config.scales))}
+    return TrainConfig(**stored).to_json() == config.to_json()
 
 
 def train(config: TrainConfig, run_dir) -> pathlib.Path:

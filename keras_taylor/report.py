@@ -113,6 +113,7 @@ def claims(analyses: dict) -> dict:
             exponents[layer] = {
                 "layer": _mean_std([fit["exponent"] for fit in layer_fits]),
                 "layer_fit_status": [fit["status"] for fit in layer_fits],
+                "layer_fit_sign": [fit["sign"] for fit in layer_fits],
                 "layer_missing": next((r["layer"]["missing"] for r in layer_records if "missing" in r.get("layer", {})),
                                       None),
                 "neuron": _mean_std([fit["exponent"] for record in neuron_records for fit in record["fits"]]),
@@ -280,9 +281,19 @@ def claim_rows(summary: dict) -> list[dict]:
            f"{max(v for _, v in neuron_exponents[opt]):.2f}" if neuron_exponents[opt] else "")
         for opt, exps in exponents.items() if exps)
     all_values = [v for exps in exponents.values() for _, v in exps]
+    unfitted = {opt: [layer for layer, record in entry["regret_exponents"].items()
+                      if record["layer_fit_status"] and record["layer"]["mean"] is None]
+                for opt, entry in summary.items()}
+    unfitted_text = "; ".join(f"{opt}: no exponent for {', '.join(layers)} (regret changes sign)"
+                              for opt, layers in unfitted.items() if layers)
+    if unfitted_text:
+        measured = f"{measured}; {unfitted_text}"
+    above = sum(v > 0.65 for v in all_values)
+    below = sum(v < 0.35 for v in all_values)
     verdict = "not tested" if not all_values else (
-        "reproduced" if all(0.35 <= v <= 0.65 for v in all_values) else
-        "not reproduced: exponents outside 0.35–0.65" + (" (faster than √N)" if max(all_values) > 0.65 else ""))
+        "reproduced" if not above and not below and not unfitted_text else
+        f"not reproduced: {above} layer exponents above 0.65, {below} below 0.35"
+        + (", some layers' regret changes sign" if unfitted_text else ""))
     rows.append({"claim": "Regret(N) grows like √N for every optimizer and scale (verdict rule: every layer-scale "
                           "mean exponent within 0.35–0.65)",
                  "measured": f"fitted exponents {measured}", "verdict": verdict})
@@ -351,10 +362,23 @@ def markdown(summary: dict, analyses: dict, command: str, figures_written) -> st
                      f"{_cell(summary[opt]['average_training_loss'], 4)} |")
     lines.append("\n## Regret growth exponents (Regret(N) ≈ c·N^a fitted over the later half of the grid)\n")
     lines.append("| layer | scale | " + " | ".join(optimizers) + " |\n|---|---|" + "---|" * len(optimizers))
+    def exponent_cell(record, scale):
+        if scale == "neuron":
+            return _cell(record["neuron"])
+        statuses, signs = record["layer_fit_status"], record["layer_fit_sign"]
+        if not statuses:
+            return "not recorded"
+        text = _cell(record["layer"])
+        if any(status != "ok" for status in statuses):
+            text += " [" + ", ".join(sorted(set(status for status in statuses if status != "ok"))) + f" in {sum(s != 'ok' for s in statuses)} of {len(statuses)} seeds]"
+        if any(sign < 0 for sign, status in zip(signs, statuses) if status == "ok"):
+            text += " [regret negative: exponent of −regret]"
+        return text
+
     for layer in layers:
         for scale in ("layer", "neuron"):
             lines.append(f"| {layer} | {scale} | " + " | ".join(
-                _cell(summary[opt]["regret_exponents"][layer][scale]) for opt in optimizers) + " |")
+                exponent_cell(summary[opt]["regret_exponents"][layer], scale) for opt in optimizers) + " |")
     lines.append("\nFit status counts at neuron scale (a dead neuron has zero regret; regret can be negative):\n")
     for opt in optimizers:
         counts = {layer: summary[opt]["regret_exponents"][layer]["neuron_fit_status"] for layer in layers}
