@@ -28,7 +28,7 @@ PAPER_LEARNING_RATES = {
 }
 SWEPT_LEARNING_RATES = {
     ("autoencoder", "sgd"): 8.0,
-    ("convnet", "sgd"): 0.01,
+    ("convnet", "sgd"): 0.1,
 }
 _DEFAULT_DATASETS = {"autoencoder": "embedded_mnist", "convnet": "cifar10"}
 _BATCH_SIZES = {"autoencoder": 64, "convnet": 128}
