@@ -11,7 +11,7 @@ import keras_taylor as kt
 from keras_taylor import analysis, schedules, storage
 from keras_taylor.callbacks import TaylorRecorder
 
-from conftest import assert_close
+from conftest import assert_close, floatx
 
 BATCH = 8
 
@@ -86,8 +86,7 @@ def _design_minimum(snapshots, layer=None, neuron=None):
 @pytest.fixture(scope="module")
 def mse_runs(tmp_path_factory):
     """A tiny MLP trained 2 epochs of 3 rounds with every scale recorded, by gram and streamed routes."""
-    keras.config.set_floatx("float64")
-    try:
+    with floatx("float64"):
         rng = np.random.default_rng(20261127)
         x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))
         directory = tmp_path_factory.mktemp("analysis")
@@ -99,8 +98,6 @@ def mse_runs(tmp_path_factory):
         _train(streamed, x, y, TaylorRecorder(directory / "stream", scales=("neuron",), max_gram_cost=0.0,
                                               dtype="float64", verbose=0))
         snapshots = _snapshots(model, x, y, weights)
-    finally:
-        keras.config.set_floatx("float32")
     return directory, snapshots
 
 
@@ -268,8 +265,7 @@ def _classifier(rng, conv=False):
 @pytest.mark.parametrize("conv,examples", [(False, None), (True, None), (True, 3)],
                          ids=["dense", "conv", "conv_3_examples_per_round"])
 def test_cross_entropy_optimum_matches_an_independent_bounded_solver(tmp_path, conv, examples):
-    keras.config.set_floatx("float64")
-    try:
+    with floatx("float64"):
         rng = np.random.default_rng(7 + conv)
         x = rng.normal(size=(3 * BATCH,) + ((6, 6, 2) if conv else (6,)))
         y = rng.integers(0, 3, size=3 * BATCH)
@@ -279,8 +275,6 @@ def test_cross_entropy_optimum_matches_an_independent_bounded_solver(tmp_path, c
                                   examples_per_round=examples)
         weights = _train(model, x, y, recorder, loss=loss, epochs=1)
         snapshots = _snapshots(model, x, y, weights, loss, examples=examples)
-    finally:
-        keras.config.set_floatx("float32")
     layer = "conv" if conv else "first"
     for neuron, bound in ((None, None), (1, None), (1, 0.05)):  # 0.05: the ball binds
         curve = analysis.regret_curve(tmp_path / "ce", layer, neuron, rounds=[1, 3], radius=bound)
