@@ -427,13 +427,15 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
 
 
 def analyze_with_progress(run_dir, config: AnalysisConfig = AnalysisConfig(), force: bool = False) -> dict:
-    """`analyze_run` with a Keras progress bar; reuses an existing analysis.json unless `force`."""
+    """`analyze_run` with a Keras progress bar; reuses an analysis.json of the same settings unless `force`."""
     import keras  # pylint: disable=import-outside-toplevel
 
     path = pathlib.Path(run_dir) / "analysis.json"
     if path.exists() and not force:
-        print(f"{run_dir}: analysis.json exists, reused.")
-        return json.loads(path.read_text())
+        existing = json.loads(path.read_text())
+        if existing.get("analysis_config") == dataclasses.asdict(config):
+            print(f"{run_dir}: analysis.json exists with the same settings, reused.")
+            return existing
     print(f"Analyzing {run_dir}")
     bar = None
 
