@@ -22,6 +22,7 @@ _WORK_DIR = flags.DEFINE_string("work_dir", "runs", "Where the (large) run direc
 _RESULTS_DIR = flags.DEFINE_string("results_dir", None, "Where figures and numbers go (default reproduced/<task>).")
 _NEURONS = flags.DEFINE_integer("analysis_neurons", 50, "Neurons per layer in the neuron-scale bands (0: all).")
 _GRID_POINTS = flags.DEFINE_integer("grid_points", 20, "About how many log-spaced N to evaluate regret at.")
+_FIGURE1 = flags.DEFINE_bool("figure1", True, "Also train Fig. 1's small ReLU net and draw its shattered gradient.")
 
 
 def main(argv):
@@ -39,6 +40,8 @@ def main(argv):
     results_dir = _RESULTS_DIR.value or f"reproduced/{task}"
     report.write_report(run_dirs, results_dir,
                         " ".join(["keras-taylor-reproduce"] + sys.argv[1:]))
+    if _FIGURE1.value:
+        experiments.figure1(experiments.Figure1Config(), results_dir)
     print(f"Results written to {results_dir}")
 
 

@@ -59,6 +59,7 @@ def test_sweep_picks_the_lowest_loss(tmp_path):
 
 def test_reproduce_end_to_end(tmp_path):
     _run("reproduce", *TINY, "--optimizers=sgd,rmsprop", "--seeds=1", "--analysis_neurons=2", "--grid_points=4",
+         "--nofigure1",
          f"--work_dir={tmp_path / 'runs'}", f"--results_dir={tmp_path / 'results'}", cwd=tmp_path)
     summary = json.loads((tmp_path / "results" / "summary.json").read_text())
     assert set(summary["optimizers"]) == {"sgd", "rmsprop"}
