@@ -359,11 +359,15 @@ def _gram_rows(run: storage.Run, stream: str, grid: np.ndarray):
     if stream not in run.streams:
         raise MissingStatisticsError(f"{run.logdir} has no stream {stream!r} although its manifest names the route.")
     wanted = set(grid.tolist())
-    for chunk in run.stream(stream).chunks():
-        for row, count in enumerate(chunk["rounds"]):
-            if int(count) in wanted:
-                wanted.discard(int(count))
-                yield int(count), chunk["gram"][row], chunk["linear"][row], chunk["constant"][row]
+    sums = run.stream(stream)
+    for index, counts in enumerate(sums.chunks(("rounds",))):
+        rows = [row for row, count in enumerate(counts["rounds"]) if int(count) in wanted]
+        if not rows:
+            continue  # the Grams of checkpoints off the grid stay on disk
+        chunk = sums.chunk(index)
+        for row in rows:
+            wanted.discard(int(chunk["rounds"][row]))
+            yield int(chunk["rounds"][row]), chunk["gram"][row], chunk["linear"][row], chunk["constant"][row]
 
 
 def _quadratic_minima(run: storage.Run, layer: str | None, neurons, rounds):

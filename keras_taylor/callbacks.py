@@ -446,9 +446,8 @@ class TaylorRecorder(keras.callbacks.Callback):
                         known[hashlib.blake2b(row.tobytes(), digest_size=16).digest()] = int(input_id)
             if not name.startswith("gram."):
                 continue
-            last = None
-            for chunk in run.stream(name).chunks():
-                last = {key: value[-1] for key, value in chunk.items()}
+            sums = run.stream(name)
+            last = {key: value[-1] for key, value in sums.chunk(-1).items()} if sums.chunk_paths else None
             if last is not None:
                 key = name[len("gram."):]
                 self._sums[key] = statistics.QuadraticSums(

@@ -188,31 +188,39 @@ class Stream:
         self.name = name
         self.chunk_paths = chunk_paths
 
-    def chunks(self):
+    def chunks(self, fields=None):
         """Yields each chunk as a dict of arrays (rows on axis 0), validating it.
+
+        Args:
+            fields: Read only these fields (the others stay on disk); default all.
 
         Raises:
             CorruptRunError: naming the chunk that cannot be read.
         """
         for path in self.chunk_paths:
-            yield _read_chunk(path)
+            yield _read_chunk(path, fields)
+
+    def chunk(self, index: int, fields=None) -> dict:
+        """Chunk `index` (of `chunk_paths`) as a dict of arrays, optionally only some fields."""
+        return _read_chunk(self.chunk_paths[index], fields)
 
     def read(self, field: str | None = None):
         """All rows of one field (or a dict of all fields), concatenated in memory."""
-        parts = list(self.chunks())
+        parts = list(self.chunks(None if field is None else (field,)))
         if not parts:
             return np.empty((0,)) if field else {}
         if field is not None:
             if field not in parts[0]:
-                raise KeyError(f"Stream '{self.name}' has fields {sorted(parts[0])}, not {field!r}.")
+                raise KeyError(f"Stream '{self.name}' has fields {sorted(self.chunk(0))}, not {field!r}.")
             return np.concatenate([part[field] for part in parts])
         return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
-def _read_chunk(path: pathlib.Path) -> dict:
+def _read_chunk(path: pathlib.Path, fields=None) -> dict:
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
+            names = archive.files if fields is None else [key for key in fields if key in archive.files]
+            arrays = {key: archive[key] for key in names}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
         raise CorruptRunError(f"Chunk {path} is corrupt or incomplete: {error}") from error
     lengths = {len(array) for array in arrays.values()}
