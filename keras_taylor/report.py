@@ -161,6 +161,14 @@ def _status_counts(records) -> dict:
     return counts
 
 
+def _layer_curves(analyses: dict, layer: str) -> dict:
+    """`{optimizer: [layer-scale RegretCurve per seed]}` for the optimizers that recorded that scale."""
+    curves = {opt: [curve_from_json(run["layers"][layer]["layer"], "layer", layer) for run in runs
+                    if "regret" in run["layers"].get(layer, {}).get("layer", {})]
+              for opt, runs in analyses.items()}
+    return {opt: seeds for opt, seeds in curves.items() if seeds}
+
+
 def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
     """Draws the Fig. 3-6 analogues into `output_dir` (PNG); returns the files written."""
     import matplotlib.figure  # pylint: disable=import-outside-toplevel
@@ -184,10 +192,7 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
     figure = matplotlib.figure.Figure(figsize=(3.2 * columns, 6.4), layout="constrained")
     for index, layer in enumerate(layers):
         top, bottom = figure.add_subplot(2, columns, index + 1), figure.add_subplot(2, columns, columns + index + 1)
-        layer_curves = {opt: [curve_from_json(run["layers"][layer]["layer"], "layer", layer) for run in runs
-                              if "regret" in run["layers"].get(layer, {}).get("layer", {})]
-                        for opt, runs in analyses.items()}
-        layer_curves = {opt: curves for opt, curves in layer_curves.items() if curves}
+        layer_curves = _layer_curves(analyses, layer)
         if layer_curves:
             plotting.plot_optimizer_regret(top, layer_curves, title=f"{layer}: layer scale")
         else:
@@ -204,10 +209,7 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
     figure = matplotlib.figure.Figure(figsize=(3.2 * columns, 3.4), layout="constrained")
     for index, layer in enumerate(layers):
         ax = figure.add_subplot(1, columns, index + 1)
-        gaps = {opt: [curve_from_json(run["layers"][layer]["layer"], "layer", layer) for run in runs
-                      if "regret" in run["layers"].get(layer, {}).get("layer", {})]
-                for opt, runs in analyses.items()}
-        gaps = {opt: g for opt, g in gaps.items() if g}
+        gaps = _layer_curves(analyses, layer)
         if gaps:
             plotting.plot_optimizer_loss_gap(ax, gaps, title=f"{layer}: average loss vs Taylor optimum")
         else:

@@ -198,3 +198,28 @@ def random_inputs(model: keras.Model, rng: np.random.Generator, batch_size: int 
 def weighted_layer_names(model: keras.Model) -> list[str]:
     """Names of the layers with a kernel, in order."""
     return [layer.name for layer in model.layers if getattr(layer, "kernel", None) is not None]
+
+
+def small_mlp(rng, dropout=0.0, name="mlp"):
+    """6 → RectifiedDense(5) "first" [→ Dropout] → Dense(4, relu) "second" → Dense(3) "out", random weights."""
+    inputs = keras.Input((6,))
+    hidden = kt_layers.RectifiedDense(5, name="first")(inputs)
+    if dropout:
+        hidden = keras.layers.Dropout(dropout, seed=int(rng.integers(1 << 30)), name="drop")(hidden)
+    hidden = keras.layers.Dense(4, activation="relu", name="second")(hidden)
+    outputs = keras.layers.Dense(3, name="out")(hidden)
+    model = keras.Model(inputs, outputs, name=name)
+    for variable in model.weights:
+        variable.assign(rng.normal(size=variable.shape) * 0.7)
+    return model
+
+
+class WeightLog(keras.callbacks.Callback):
+    """The weights W^n before every step (the slow reference's view of training)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.weights.append([variable.numpy().copy() for variable in self.model.trainable_weights])

@@ -11,29 +11,11 @@ import keras_taylor as kt
 from keras_taylor import analysis, schedules, storage
 from keras_taylor.callbacks import TaylorRecorder
 
+from conftest import WeightLog as _WeightLog
 from conftest import assert_close, floatx
+from conftest import small_mlp as _mlp
 
 BATCH = 8
-
-
-def _mlp(rng, name="mlp", outputs=3, logits=False):
-    inputs = keras.Input((6,))
-    hidden = kt.layers.RectifiedDense(5, name="first")(inputs)
-    hidden = keras.layers.Dense(4, activation="relu", name="second")(hidden)
-    outputs = keras.layers.Dense(outputs, name="out")(hidden)
-    model = keras.Model(inputs, outputs, name=name)
-    for variable in model.weights:
-        variable.assign(rng.normal(size=variable.shape) * 0.7)
-    return model
-
-
-class _WeightLog(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.weights = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.weights.append([variable.numpy().copy() for variable in self.model.trainable_weights])
 
 
 def _train(model, x, y, recorder, loss="mse", epochs=2):

@@ -15,33 +15,11 @@ from keras_taylor.callbacks import ActivationRecorder, TaylorRecorder
 from keras_taylor.errors import UnsupportedLayerError
 from keras_taylor.statistics import QuadraticSums
 
+from conftest import WeightLog as _WeightLog
 from conftest import assert_close
+from conftest import small_mlp as _mlp
 
 BATCH = 8
-
-
-def _mlp(rng, dropout=0.0, name="mlp"):
-    inputs = keras.Input((6,))
-    hidden = kt.layers.RectifiedDense(5, name="first")(inputs)
-    if dropout:
-        hidden = keras.layers.Dropout(dropout, seed=int(rng.integers(1 << 30)), name="drop")(hidden)
-    hidden = keras.layers.Dense(4, activation="relu", name="second")(hidden)
-    outputs = keras.layers.Dense(3, name="out")(hidden)
-    model = keras.Model(inputs, outputs, name=name)
-    for variable in model.weights:
-        variable.assign(rng.normal(size=variable.shape) * 0.7)
-    return model
-
-
-class _WeightLog(keras.callbacks.Callback):
-    """The weights W^n before every step (the slow reference's view of training)."""
-
-    def __init__(self):
-        super().__init__()
-        self.weights = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self.weights.append([variable.numpy().copy() for variable in self.model.trainable_weights])
 
 
 def _fit_recorded(model, x, y, recorder, epochs=2, optimizer=None):
