@@ -150,13 +150,8 @@ def load_training_data(config: TrainConfig):
     from keras_taylor import data  # pylint: disable=import-outside-toplevel
 
     dataset = data.load_dataset(config.resolved_dataset, "train", config.data_dir, limit=config.limit)
-    images = dataset.images.astype(np.float32) / 255.0
-    if config.task == "autoencoder":
-        x = images.reshape(len(images), -1)
-        return x, x, dataset.source
-    if images.ndim == 3:
-        images = images[..., None]
-    return images, dataset.labels.astype(np.int64), dataset.source
+    x, y = data.preprocess(dataset, "autoencoder" if config.task == "autoencoder" else "classifier")
+    return x, y, dataset.source
 
 
 def build_model(config: TrainConfig):
