@@ -16,6 +16,8 @@ import warnings
 import numpy as np
 import scipy.linalg
 import scipy.optimize
+import scipy.sparse
+import scipy.sparse.linalg
 import scipy.stats
 
 from keras_taylor import schedules, storage
@@ -431,6 +433,15 @@ def _identity_layer_minima(run: storage.Run, layer: str, record: dict, rounds):
     return grid, layer_minima[None], summary
 
 
+def _streamed_grid(run: storage.Run, losses: RoundLosses, rounds) -> np.ndarray:
+    """`[K]` the grid of a streamed route: `rounds`, or about 20 log-spaced points over the recorded rounds."""
+    total = len(losses.steps)
+    grid = log_grid(total) if rounds is None else np.unique(np.asarray(rounds, np.int64))
+    if grid.size and (grid[0] < 1 or grid[-1] > total):
+        raise MissingStatisticsError(f"{run.logdir} recorded {total} rounds; asked for rounds {grid.tolist()}.")
+    return grid
+
+
 def _streamed_neuron_minima(run: storage.Run, layer: str, neurons, rounds):
     """Neuron-scale Taylor-optimum sums from streamed per-example factors.
 
@@ -446,9 +457,7 @@ def _streamed_neuron_minima(run: storage.Run, layer: str, neurons, rounds):
     record = _layer_record(run, layer)
     members = [record["neurons"].index(neuron) for neuron in neurons]
     losses = round_losses(run)
-    grid = log_grid(len(losses.steps)) if rounds is None else np.unique(np.asarray(rounds, np.int64))
-    if grid.size and (grid[0] < 1 or grid[-1] > len(losses.steps)):
-        raise MissingStatisticsError(f"{run.logdir} recorded {len(losses.steps)} rounds; asked for rounds {grid.tolist()}.")
+    grid = _streamed_grid(run, losses, rounds)
     for name in (f"stream.{layer}", f"inputs.{layer}"):
         if name not in run.streams:
             raise MissingStatisticsError(f"{run.logdir} has no stream {name!r} although its manifest names the route.")
@@ -510,6 +519,435 @@ def _streamed_neuron_minima(run: storage.Run, layer: str, neurons, rounds):
     return grid, minima, diagnostics
 
 
+# ------------------------------------------- layer scale from streamed chain factors
+
+# Float64 elements of the largest temporary of one block of rounds (16 MiB).
+_BLOCK_ELEMENTS = 1 << 21
+# Damping of the Kronecker preconditioner, relative to its largest eigenvalue.
+_KRONECKER_DAMPING = 1e-6
+
+
+class _ChainFactors:
+    """The streamed factors of one hidden layer l = c_j of a dense chain c_0, ..., c_m.
+
+    Rows are laid out per round, `[R, B, ·]`: the R rounds that streamed rows, in order,
+    each padded to the largest batch B with κ = 0. Factors stay at the run's dtype; each
+    product is formed in float64 for a block of rounds at a time (a `slice` of R). Rows of
+    one round share W^n and K^n, so the chain runs as batched matmuls per round.
+
+    Attributes:
+        round_counts: `[R]` the round count N (from 1) of each row block.
+        valid: `[R, B]` which rows hold an example.
+        weight: `[R, B]` κ (0 on padding).
+        residual_sq: `[R, B]` ‖r‖².
+        z: `[R, B, u]` the layer's pre-activation.
+        multipliers: s_k `[R, B, u_k]` for k = j, ..., m − 1.
+        kernels: W_k `[R, u_{k−1}, u_k]` for k = j + 1, ..., m − 1.
+        output_gram: K = W_m W_mᵀ `[R, u_{m−1}, u_{m−1}]`.
+        q_top: q of c_{m−1} `[R, B, u_{m−1}]`.
+        input_table: `[D, P]` the distinct x̃ of c_0 (with its 1) when j = 0, else None.
+        input_id: `[R, B]` each example's row of `input_table` when j = 0, else None.
+        below: (z, s) of c_{j−1} `[R, B, u_{j−1}]` when j > 0 (x̃ = s ⊙ z), else None.
+        use_bias: Whether x̃ ends in a 1 that `below` lacks.
+    """
+
+    def __init__(self, **arrays):
+        for name, value in arrays.items():
+            setattr(self, name, value)
+
+    @property
+    def batch(self) -> int:
+        return self.valid.shape[1]
+
+    @property
+    def units(self) -> int:
+        return self.z.shape[2]
+
+    @property
+    def size(self) -> int:
+        """P, the length of x̃."""
+        if self.input_table is not None:
+            return self.input_table.shape[1]
+        return self.below[0].shape[2] + int(self.use_bias)
+
+    def features(self, part: slice) -> np.ndarray:
+        """`[r, B, P]` x̃ of the rows of the rounds `part`."""
+        if self.input_table is not None:
+            return self.input_table[self.input_id[part]].astype(np.float64)
+        z, multiplier = self.below
+        features = multiplier[part].astype(np.float64) * z[part]
+        if self.use_bias:
+            features = np.concatenate([features, np.ones(features.shape[:2] + (1,))], axis=2)
+        return features
+
+    def _chain(self, part: slice):
+        multipliers = [multiplier[part].astype(np.float64) for multiplier in self.multipliers]
+        kernels = [kernel[part].astype(np.float64) for kernel in self.kernels]
+        return multipliers, kernels
+
+    def apply_jtj(self, part: slice, vectors: np.ndarray) -> np.ndarray:
+        """`[r, B, u]` M_e y_e = J_eᵀJ_e y_e of `vectors` y `[r, B, u]`, without forming M_e.
+
+        Up the chain (S_j, then W_kᵀ and S_k), through K, and back down (S_k, W_k).
+        """
+        multipliers, kernels = self._chain(part)
+        product = multipliers[0] * vectors
+        for kernel, multiplier in zip(kernels, multipliers[1:]):
+            product = multiplier * (product @ kernel)
+        product = multipliers[-1] * (product @ self.output_gram[part].astype(np.float64))
+        for kernel, multiplier in zip(reversed(kernels), reversed(multipliers[:-1])):
+            product = multiplier * (product @ kernel.transpose(0, 2, 1))
+        return product
+
+    def jtj(self, part: slice) -> np.ndarray:
+        """`[r, B, u, u]` M_e, from M_{m−1} = S K S down by M_k = S_k W_{k+1} M_{k+1} W_{k+1}ᵀ S_k."""
+        multipliers, kernels = self._chain(part)
+        top = multipliers[-1]
+        jtj = top[..., :, None] * self.output_gram[part, None].astype(np.float64) * top[..., None, :]
+        for kernel, multiplier in zip(reversed(kernels), reversed(multipliers[:-1])):
+            jtj = kernel[:, None] @ jtj @ kernel.transpose(0, 2, 1)[:, None]
+            jtj = multiplier[..., :, None] * jtj * multiplier[..., None, :]
+        return jtj
+
+    def q(self, part: slice) -> np.ndarray:
+        """`[r, B, u]` q = Jᵀr of the layer, from q_k = s_k ⊙ (W_{k+1} q_{k+1})."""
+        multipliers, kernels = self._chain(part)
+        q = self.q_top[part].astype(np.float64)
+        for kernel, multiplier in zip(reversed(kernels), reversed(multipliers[:-1])):
+            q = multiplier * (q @ kernel.transpose(0, 2, 1))
+        return q
+
+
+def _round_blocks(start: int, stop: int, rounds_per_block: int):
+    """Slices of at most `rounds_per_block` rounds covering [start, stop)."""
+    for begin in range(start, stop, rounds_per_block):
+        yield slice(begin, min(begin + rounds_per_block, stop))
+
+
+def _load_chain_factors(run: storage.Run, layer: str, losses: RoundLosses, last_round: int):
+    """The factors of `layer` for the rounds 1..`last_round` (a `_ChainFactors`; None if none streamed rows)."""
+    chain = run.manifest.get("chain")
+    if not chain or layer not in chain["layers"][:-1]:
+        raise MissingStatisticsError(
+            f"{run.logdir} streams the layer scale of {layer!r} but its manifest names no dense chain holding it "
+            f"(chain: {chain})."
+        )
+    names = chain["layers"]
+    position = names.index(layer)
+    hidden = names[:-1]
+    needed = ["chain", "chain.weights"] + ([f"inputs.{names[0]}"] if position == 0 else [])
+    for name in needed:
+        if name not in run.streams:
+            raise MissingStatisticsError(f"{run.logdir} has no stream {name!r} although its manifest names the route.")
+    stream = run.stream("chain")
+    row_steps = [chunk["step"] for chunk in stream.chunks(("step",))]
+    row_steps = np.concatenate(row_steps).astype(np.int64) if row_steps else np.zeros(0, np.int64)
+    index = np.searchsorted(losses.steps, row_steps)
+    if np.any(index >= len(losses.steps)) or np.any(losses.steps[np.minimum(index, len(losses.steps) - 1)] != row_steps):
+        raise storage.CorruptRunError(f"{run.logdir}: stream 'chain' holds steps that no round recorded.")
+    counts = index + 1
+    if np.any(np.diff(counts) < 0):
+        raise storage.CorruptRunError(f"{run.logdir}: the rows of stream 'chain' are not in step order.")
+    used = int(np.searchsorted(counts, last_round, side="right"))
+    if used == 0:
+        return None
+    round_counts, first_row, rows_per_round = np.unique(counts[:used], return_index=True, return_counts=True)
+    slot = np.repeat(np.arange(len(round_counts)), rows_per_round)
+    offset = np.arange(used) - first_row[slot]
+    shape = (len(round_counts), int(rows_per_round.max()))
+
+    above = hidden[position:]
+    fields = ["weight", "residual_sq", "q", f"{layer}/z"] + [f"{name}/s" for name in above]
+    fields += ["input_id"] if position == 0 else [f"{names[position - 1]}/z", f"{names[position - 1]}/s"]
+    rows, start = {}, 0
+    for chunk in stream.chunks(fields):
+        missing = [field for field in fields if field not in chunk]
+        if missing:
+            raise MissingStatisticsError(f"{run.logdir}: stream 'chain' lacks the fields {missing} of layer {layer!r}.")
+        stop = min(start + len(chunk["weight"]), used)
+        for field in fields:
+            if field not in rows:
+                rows[field] = np.zeros(shape + chunk[field].shape[1:], chunk[field].dtype)
+            rows[field][slot[start:stop], offset[start:stop]] = chunk[field][: stop - start]
+        start = stop
+        if start == used:
+            break
+    valid = np.zeros(shape, bool)
+    valid[slot, offset] = True
+
+    round_steps = losses.steps[round_counts - 1]
+    weight_fields = [f"{name}/kernel" for name in hidden[position + 1:]] + ["output_gram"]
+    weights, found = {}, np.zeros(len(round_steps), bool)
+    for chunk in run.stream("chain.weights").chunks(["step"] + weight_fields):
+        missing = [field for field in weight_fields if field not in chunk]
+        if missing:
+            raise MissingStatisticsError(f"{run.logdir}: stream 'chain.weights' lacks the fields {missing}.")
+        where = np.minimum(np.searchsorted(round_steps, chunk["step"]), len(round_steps) - 1)
+        match = round_steps[where] == chunk["step"]
+        for field in weight_fields:
+            if field not in weights:
+                weights[field] = np.zeros((len(round_steps),) + chunk[field].shape[1:], chunk[field].dtype)
+            weights[field][where[match]] = chunk[field][match]
+        found[where[match]] = True
+    if not found.all():
+        raise storage.CorruptRunError(
+            f"{run.logdir}: stream 'chain.weights' has no weights for the steps {round_steps[~found].tolist()}."
+        )
+
+    input_table = None
+    if position == 0:
+        table = run.stream(f"inputs.{names[0]}").read()
+        input_table = np.zeros((int(table["input_id"].max()) + 1, table["inputs"].shape[1]), table["inputs"].dtype)
+        input_table[table["input_id"]] = table["inputs"]
+        stored = np.zeros(len(input_table) + 1, bool)
+        stored[table["input_id"]] = True
+        if not stored[np.minimum(rows["input_id"][valid], len(input_table))].all():
+            raise storage.CorruptRunError(f"{run.logdir}: stream 'chain' names inputs that 'inputs.{names[0]}' lacks.")
+    return _ChainFactors(
+        round_counts=round_counts, valid=valid, weight=rows["weight"].astype(np.float64),
+        residual_sq=rows["residual_sq"].astype(np.float64), z=rows[f"{layer}/z"],
+        multipliers=tuple(rows[f"{name}/s"] for name in above),
+        kernels=tuple(weights[f"{name}/kernel"] for name in hidden[position + 1:]),
+        output_gram=weights["output_gram"], q_top=rows["q"], input_table=input_table,
+        input_id=rows["input_id"] if position == 0 else None,
+        below=None if position == 0 else (rows[f"{names[position - 1]}/z"], rows[f"{names[position - 1]}/s"]),
+        use_bias=position > 0 and bool(chain["use_bias"][layer]),
+    )
+
+
+def _explicit_chain_minima(factors: _ChainFactors, ends: np.ndarray) -> dict:
+    """Forms H, g, s segment by segment (H by one GEMM per block of rounds) and solves each exactly.
+
+    Per example H += κ (x̃x̃ᵀ) ⊗ M, so a block's H is ((κ x̃x̃ᵀ) flattened `[n, P²]`)ᵀ @ (M
+    flattened `[n, u²]`), whose `[P, P, u, u]` layout is transposed to v's `[P, u, P, u]`
+    once per grid point.
+    """
+    size, units = factors.size, factors.units
+    gram, linear, constant = np.zeros((size * size, units * units)), np.zeros((size, units)), 0.0
+    rounds_per_block = max(1, _BLOCK_ELEMENTS // (factors.batch * (size * size + 2 * units * units)))
+    results = {key: np.zeros(len(ends)) for key in ("minimum", "rank", "condition", "gradient_norm",
+                                                    "range_residual", "ill_conditioned")}
+    start = 0
+    for position, end in enumerate(ends):
+        for part in _round_blocks(start, end, rounds_per_block):
+            features, jtj = factors.features(part), factors.jtj(part)
+            weighted = factors.weight[part][..., None] * features
+            z, q = factors.z[part].astype(np.float64), factors.q(part)
+            gram += (weighted[..., :, None] * features[..., None, :]).reshape(-1, size * size).T @ jtj.reshape(
+                -1, units * units)
+            curvature_z = (jtj @ z[..., None])[..., 0]
+            linear += weighted.reshape(-1, size).T @ (q - curvature_z).reshape(-1, units)
+            constant += np.sum(factors.weight[part] * (factors.residual_sq[part] - 2 * np.sum(z * q, axis=2)
+                                                       + np.sum(z * curvature_z, axis=2)))
+        start = end
+        hessian = gram.reshape(size, size, units, units).transpose(0, 2, 1, 3).reshape(size * units, -1)
+        minimum, _, info = minimize_quadratic(hessian[None], linear.reshape(1, -1), np.array([constant]))
+        results["minimum"][position] = minimum[0]
+        for key in info:
+            results[key][position] = info[key][0]
+    results["converged"] = (results["gradient_norm"] < 1e-6) & (results["range_residual"] < 1e-6)
+    results["iterations"] = np.zeros(len(ends), np.int64)
+    return results
+
+
+class _PrefixGram:
+    """H of the rounds [0, `rounds`) as a matrix-free operator on the columns of x̃ that are not always zero.
+
+    Hv = Σ_e κ_e x̃_e ⊗ (M_e Vᵀx̃_e): X̃V is formed once over the distinct inputs, its rows
+    gathered by id, M_e applied along the chain, and the κ-weighted results summed per
+    distinct input (a sparse matrix product) before one GEMM with X̃ᵀ.
+
+    Attributes:
+        columns: `[P']` the columns of x̃ that are non-zero in some example of the prefix.
+        table: `[D, P']` the distinct x̃ restricted to `columns`.
+        input_weight: `[D]` Σκ of each distinct input.
+    """
+
+    def __init__(self, factors: _ChainFactors, rounds: int):
+        self.factors = factors
+        valid = factors.valid[:rounds]
+        widest = max([factors.units] + [multiplier.shape[2] for multiplier in factors.multipliers])
+        self.blocks = list(_round_blocks(0, rounds, max(1, _BLOCK_ELEMENTS // (4 * factors.batch * widest))))
+        if factors.input_table is not None:
+            distinct, local = np.unique(factors.input_id[:rounds][valid], return_inverse=True)
+            table = factors.input_table[distinct].astype(np.float64)
+        else:  # inputs of a hidden layer change every round: each example is its own row
+            table = np.concatenate([factors.features(part)[factors.valid[part]] for part in self.blocks])
+            local = np.arange(len(table))
+        self.local_id = np.zeros(valid.shape, np.int64)
+        self.local_id[valid] = local
+        self.columns = np.flatnonzero(np.any(table != 0, axis=0))
+        self.table = np.ascontiguousarray(table[:, self.columns])
+        self.input_weight = np.bincount(local, factors.weight[:rounds][valid], minlength=len(table))
+        self.aggregators = []
+        for part in self.blocks:
+            rows = factors.valid[part].reshape(-1)
+            self.aggregators.append(scipy.sparse.csr_matrix(
+                (factors.weight[part].reshape(-1)[rows], (self.local_id[part].reshape(-1)[rows], np.flatnonzero(rows))),
+                shape=(len(table), rows.size),
+            ))
+        self.shape = (len(self.columns) * factors.units,) * 2
+
+    def matvec(self, vector: np.ndarray) -> np.ndarray:
+        units = self.factors.units
+        projected = self.table @ vector.reshape(len(self.columns), units)
+        pulled = np.zeros_like(projected)
+        for part, aggregator in zip(self.blocks, self.aggregators):
+            curvature = self.factors.apply_jtj(part, projected[self.local_id[part]])
+            pulled += aggregator @ curvature.reshape(-1, units)
+        return (self.table.T @ pulled).reshape(-1)
+
+    def kronecker_inverse(self, mean_jtj: np.ndarray):
+        """The inverse of (Σκ x̃x̃ᵀ) ⊗ (Σκ M)/(Σκ), damped relative to its largest eigenvalue.
+
+        Pixels that are zero in every image are not among `columns`; the damping keeps
+        inputs that are almost always zero and units that are almost always off invertible.
+        """
+        input_values, input_vectors = np.linalg.eigh(self.table.T @ (self.input_weight[:, None] * self.table))
+        unit_values, unit_vectors = np.linalg.eigh(mean_jtj)
+        spectrum = np.outer(np.maximum(input_values, 0), np.maximum(unit_values, 0))
+        spectrum += _KRONECKER_DAMPING * max(spectrum.max(), np.finfo(float).tiny)
+        units = self.factors.units
+
+        def solve(vector):
+            rotated = input_vectors.T @ vector.reshape(len(self.columns), units) @ unit_vectors
+            return (input_vectors @ (rotated / spectrum) @ unit_vectors.T).reshape(-1)
+
+        return scipy.sparse.linalg.LinearOperator(self.shape, matvec=solve, dtype=np.float64)
+
+
+def _cg_chain_minima(factors: _ChainFactors, ends: np.ndarray, rtol: float, maxiter: int) -> dict:
+    """Solves each grid point's Hv = −g by preconditioned conjugate gradients, warm-started.
+
+    g, s and Σκ M are summed segment by segment (M_e formed a block at a time and
+    dropped); H is never formed (`_PrefixGram`). The value reported is f(v) = vᵀHv + 2gᵀv + s
+    = vᵀ(Hv + g) + gᵀv + s at the returned v, an upper bound of the minimum that meets it
+    as the relative residual ‖Hv + g‖/‖g‖ goes to 0.
+    """
+    size, units = factors.size, factors.units
+    linear, constant, jtj_sum, weight_sum = np.zeros((size, units)), 0.0, np.zeros((units, units)), 0.0
+    solution = np.zeros((size, units))
+    rounds_per_block = max(1, _BLOCK_ELEMENTS // (factors.batch * (size + 2 * units * units)))
+    results = {key: np.zeros(len(ends)) for key in ("minimum", "gradient_norm", "iterations")}
+    results["converged"] = np.zeros(len(ends), bool)
+    start = 0
+    for position, end in enumerate(ends):
+        for part in _round_blocks(start, end, rounds_per_block):
+            weight, features, jtj = factors.weight[part], factors.features(part), factors.jtj(part)
+            z, q = factors.z[part].astype(np.float64), factors.q(part)
+            curvature_z = (jtj @ z[..., None])[..., 0]
+            linear += (weight[..., None] * features).reshape(-1, size).T @ (q - curvature_z).reshape(-1, units)
+            constant += np.sum(weight * (factors.residual_sq[part] - 2 * np.sum(z * q, axis=2)
+                                         + np.sum(z * curvature_z, axis=2)))
+            jtj_sum += np.einsum("rb,rbkl->kl", weight, jtj)
+            weight_sum += np.sum(weight)
+        start = end
+        gradient_scale = np.linalg.norm(linear)
+        if gradient_scale == 0:  # no examples yet, or g = 0: v = 0 is a minimizer
+            solution[:] = 0.0
+            results["minimum"][position], results["converged"][position] = constant, True
+            continue
+        gram = _PrefixGram(factors, end)
+        operator = scipy.sparse.linalg.LinearOperator(gram.shape, matvec=gram.matvec, dtype=np.float64)
+        preconditioner = gram.kronecker_inverse(jtj_sum / weight_sum)
+        target = -linear[gram.columns].reshape(-1)
+        iterate, iterations = solution[gram.columns].reshape(-1), 0
+
+        def count(_):
+            nonlocal iterations
+            iterations += 1
+
+        while True:  # restarted (residual recomputed) should CG's recursive residual drift below the true one
+            before = iterations
+            iterate, _ = scipy.sparse.linalg.cg(operator, target, x0=iterate, rtol=rtol, atol=0.0,
+                                                maxiter=maxiter - iterations, M=preconditioner, callback=count)
+            residual = gram.matvec(iterate) - target  # Hv + g
+            relative = np.linalg.norm(residual) / gradient_scale
+            if relative <= rtol or iterations >= maxiter or iterations == before:
+                break
+        solution[:] = 0.0
+        solution[gram.columns] = iterate.reshape(-1, units)
+        results["minimum"][position] = iterate @ residual - target @ iterate + constant
+        results["gradient_norm"][position] = relative
+        results["iterations"][position] = iterations
+        results["converged"][position] = relative <= rtol
+    results["iterations"] = results["iterations"].astype(np.int64)
+    return results
+
+
+def _streamed_layer_minima(run: storage.Run, layer: str, rounds, *, layer_solver: str = "auto",
+                           max_explicit_parameters: int = 4096, cg_rtol: float = 1e-6, cg_maxiter: int = 1000):
+    """Layer-scale Taylor-optimum sums of a hidden dense-chain layer from streamed chain factors.
+
+    The recorder streams, per example, κ, ‖r‖², the layer's z, the multipliers s_k of
+    every chain layer from l up, q of the top hidden layer and (per round) the kernels
+    above l and K = W_L W_Lᵀ; x̃ is the stored input row of the lowest streamed layer,
+    else s_{l−1} ⊙ z_{l−1} (and a 1). From these J_lᵀ J_l = M_l and q_l follow down the
+    chain (`keras_taylor.statistics` notation):
+
+        M_{L−1} = S_{L−1} K S_{L−1},  M_k = S_k W_{k+1} M_{k+1} W_{k+1}ᵀ S_k,
+        q_k = s_k ⊙ (W_{k+1} q_{k+1}),
+
+    and each example adds κ (x̃x̃ᵀ) ⊗ M to H, κ x̃ ⊗ (q − Mz) to g and
+    κ (‖r‖² − 2zᵀq + zᵀMz) to s. The minimum of vᵀHv + 2gᵀv + s is found exactly
+    from H ("explicit", pivoted Cholesky) or matrix-free ("cg", conjugate gradients with
+    a Kronecker preconditioner, for a layer whose H does not fit in memory).
+
+    Args:
+        run: The opened run.
+        layer: A hidden layer of `manifest["chain"]` whose layer scale was streamed.
+        rounds: The grid of N; default about 20 log-spaced round counts.
+        layer_solver: "explicit", "cg", or "auto": explicit when P·u ≤ `max_explicit_parameters`.
+        max_explicit_parameters: The largest P·u that "auto" solves explicitly (H is (P·u)²).
+        cg_rtol: CG stops when ‖Hv + g‖ ≤ cg_rtol·‖g‖.
+        cg_maxiter: CG iteration limit per grid point.
+
+    Returns:
+        As `_quadratic_minima`, with the diagnostics also holding "converged", "iterations"
+        and "method" `[1, K]`. For CG, "gradient_norm" is the relative residual
+        ‖Hv + g‖/‖g‖, "rank" −1, "condition" NaN, "range_residual" 0.
+
+    Raises:
+        MissingStatisticsError: the run lacks the chain streams or the layer is not in its chain.
+        ValueError: an unknown `layer_solver`.
+    """
+    if layer_solver not in ("auto", "explicit", "cg"):
+        raise ValueError(f"layer_solver must be 'auto', 'explicit' or 'cg'. Received: layer_solver={layer_solver!r}")
+    losses = round_losses(run)
+    grid = _streamed_grid(run, losses, rounds)
+    factors = _load_chain_factors(run, layer, losses, int(grid[-1]) if grid.size else 0)
+    ends = np.zeros(len(grid), np.int64) if factors is None else np.searchsorted(factors.round_counts, grid, "right")
+    parameters = 0 if factors is None else factors.size * factors.units
+    solver = layer_solver
+    if solver == "auto":
+        solver = "explicit" if parameters <= max_explicit_parameters else "cg"
+    if factors is None:  # no round up to the grid's end streamed a row: every prefix sums to 0
+        results = {"minimum": np.zeros(len(grid)), "gradient_norm": np.zeros(len(grid)),
+                   "iterations": np.zeros(len(grid), np.int64), "converged": np.ones(len(grid), bool)}
+    elif solver == "explicit":
+        results = _explicit_chain_minima(factors, ends)
+    else:
+        results = _cg_chain_minima(factors, ends, cg_rtol, cg_maxiter)
+    if solver == "explicit":
+        method = "pivoted Cholesky of the layer Gram summed from streamed chain factors"
+    else:
+        method = f"Kronecker-preconditioned conjugate gradients (cg_rtol={cg_rtol:g}) on streamed chain factors"
+    for key, value in (("rank", -1), ("condition", np.nan), ("range_residual", 0.0), ("ill_conditioned", False)):
+        results.setdefault(key, np.full(len(grid), value))
+    failed = ~results["converged"]
+    if solver == "cg" and failed.any():
+        warnings.warn(
+            f"{run.logdir}: conjugate gradients for the layer-scale Taylor optimum of {layer!r} did not reach "
+            f"cg_rtol={cg_rtol:g} within cg_maxiter={cg_maxiter} at rounds {grid[failed].tolist()} (relative "
+            f"residuals {results['gradient_norm'][failed].tolist()}); those minima are upper bounds.",
+            TaylorOptimumWarning, stacklevel=4,
+        )
+    minima = results.pop("minimum")
+    diagnostics = {key: np.asarray(value)[None] for key, value in results.items()}
+    diagnostics["method"] = np.full((1, len(grid)), method)
+    return grid, minima[None], diagnostics
+
+
 # ------------------------------------------------------------------ curves
 
 
@@ -532,6 +970,15 @@ def _minima(run: storage.Run, layer, neurons, rounds, **solver_options):
         _route(run, layer, neuron)
     if not run.manifest["loss"]["quadratic"]:
         return _factored_minima(run, layer, neurons, rounds, **solver_options)
+    if route == "stream" and neurons is None:
+        grid, minima, info = _streamed_layer_minima(run, layer, rounds, **solver_options)
+        diagnostics = SolverDiagnostics(
+            method=str(info["method"][0, 0]) if grid.size else "none", converged=info["converged"][0].astype(bool),
+            gradient_norm=info["gradient_norm"][0], iterations=info["iterations"][0].astype(np.int64),
+            rank=info["rank"][0].astype(np.int64), condition=info["condition"][0].astype(np.float64),
+            ill_conditioned=info["ill_conditioned"][0].astype(bool),
+        )
+        return grid, minima, [diagnostics], round_losses(run).cumulative[grid - 1]
     if route == "stream":
         grid, minima, info = _streamed_neuron_minima(run, layer, neurons, rounds)
     else:
@@ -552,7 +999,9 @@ def regret_curve(run, layer: str | None = None, neuron: int | None = None, round
             sums at (squared error; log-spaced by default), a log-spaced grid of about 20
             points for streamed and cross-entropy routes.
         **solver_options: For cross-entropy runs, options of the bounded solver (see
-            `factored_taylor_optimum`).
+            `factored_taylor_optimum`); for a layer whose chain factors were streamed,
+            `layer_solver`, `max_explicit_parameters`, `cg_rtol`, `cg_maxiter` (see
+            `_streamed_layer_minima`).
 
     Returns:
         The `RegretCurve`.

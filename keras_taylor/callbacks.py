@@ -280,15 +280,27 @@ class TaylorRecorder(keras.callbacks.Callback):
                         "step: streamed, summed post hoc"
                     )
                 layer_bytes = size * size * 8 if is_identity_output else (size * units) ** 2 * 8
+                layer_flops = batch_size * (size * units) ** 2
+                streamable = output_identity and self.jtj_route == "propagate" and layer.name in chain
                 layer_route = "skipped"
                 if "layer" in self.scales:
-                    layer_route = "gram" if layer_bytes <= self.gram_budget_bytes else "skipped"
                     if is_identity_output:
+                        layer_route = "gram"
                         reasons.append("output layer with J = I: the layer Gram is I ⊗ Σ x̃x̃ᵀ (its neurons' sum)")
-                    elif layer_route == "skipped":
+                    elif streamable and (layer_bytes > self.gram_budget_bytes
+                                         or layer_flops > self.max_gram_cost * training_flops):
+                        layer_route = "stream"
+                        reasons.append(
+                            f"layer Gram of {size * units} parameters costs {layer_flops / training_flops:.0f}× a "
+                            "training step: chain factors streamed, Gram or matrix-free solve post hoc"
+                        )
+                    elif layer_bytes <= self.gram_budget_bytes:
+                        layer_route = "gram"
+                    else:
                         reasons.append(
                             f"layer Gram of {size * units} parameters needs {_human_bytes(layer_bytes)} > gram "
-                            "budget; an exact factored route for it is not implemented yet"
+                            "budget, and the layer is not in a dense chain with a linear output (the only "
+                            "factored route)"
                         )
                 if neuron_route == "gram":
                     per_checkpoint += neuron_bytes
@@ -334,6 +346,21 @@ class TaylorRecorder(keras.callbacks.Callback):
             per_checkpoint += total_parameters**2 * 8
         if quadratic:
             per_round += 64  # the rounds stream
+        streamed = [plan.name for plan in plans if plan.layer_route == "stream"]
+        chain_stream = chain[min(chain.index(name) for name in streamed):] if streamed else ()
+        for index, plan in enumerate(plans):
+            if plan.name in chain_stream[1:-1] and plan.layer_route == "gram":
+                # Its factors are in the chain stream already: summing its Gram here would only cost time.
+                plans[index] = dataclasses.replace(plan, layer_route="stream", reasons=plan.reasons + (
+                    "layer Gram rebuilt post hoc from the chain factors streamed for a lower layer",))
+        if chain_stream:
+            hidden = [model.get_layer(name) for name in chain_stream[:-1]]
+            per_example = 2 * sum(_layer_sizes(layer)[1] for layer in hidden) + _layer_sizes(hidden[-1])[1]
+            lowest = next(plan for plan in plans if plan.name == chain_stream[0])
+            if lowest.neuron_route != "stream":  # else its input table is already counted
+                per_example += _layer_sizes(hidden[0])[0]
+            per_round += batch_size * (per_example * item + 32) + 8 * sum(
+                int(np.prod(layer.kernel.shape)) for layer in hidden[1:]) + 8 * _layer_sizes(hidden[-1])[1] ** 2
         plan = recording.RecordingPlan(
             quadratic=quadratic,
             at_logits=resolved.at_logits,
@@ -343,6 +370,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             output_identity=output_identity,
             identity_layer=chain[-1] if output_identity else None,
             record_gradients=self.record_gradients,
+            chain_stream=chain_stream,
         )
         return plan, resolved, num_outputs, per_round, per_checkpoint, network_reason
 
@@ -415,6 +443,8 @@ class TaylorRecorder(keras.callbacks.Callback):
             "checkpoints": self.checkpoints.to_config(),
             "layers": routes,
             "layer_order": [plan.name for plan in self.plan.layers],  # "layers" is stored with sorted keys
+            "chain": {"layers": list(self.plan.chain_stream),
+                      "use_bias": {name: model.get_layer(name).bias is not None for name in self.plan.chain_stream}},
             "network": {"route": self.plan.network_route, "reason": network_reason,
                         "parameter_slots": [[v.path] for v in model.trainable_weights]},
             "dtype": self.dtype,
@@ -429,6 +459,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         self._rounds = 0
         self._sums = {}
         self._known_inputs = {}
+        self._round_ids = {}
         if self.mode == "resume":
             self._restore_sums()
         self._capture = recording.ForwardCapture(model)
@@ -581,6 +612,8 @@ class TaylorRecorder(keras.callbacks.Callback):
             if layer_gram:
                 jtj = self._jtj(values, plan.name)
                 self._add(f"{plan.name}.layer", statistics.layer_terms(inputs, z, q, residual_sq, jtj, weight))
+        if self.plan.chain_stream:
+            self._stream_chain(values, batch_size, weight, residual_sq)
         if self.plan.network_route == "gram":
             names = [layer.name for layer in network.weighted_layers(self.model)]
             self._add("network", statistics.network_terms(
@@ -590,6 +623,26 @@ class TaylorRecorder(keras.callbacks.Callback):
                 values["residual"].astype(np.float64), weight,
             ))
 
+    def _stream_chain(self, values: dict, batch_size: int, weight: float, residual_sq: np.ndarray) -> None:
+        """Appends the round's chain factors (see `recording._chain_factors`) to streams
+        "chain" (per example) and "chain.weights" (per round)."""
+        chain = self.plan.chain_stream
+        if self.writer.buffered_rows("chain") + batch_size >= self.writer.chunk_rows:
+            # Every id and every round's weights that a written chunk refers to are on disk first.
+            self.writer.flush(f"inputs.{chain[0]}")
+            self.writer.flush("chain.weights")
+        self.writer.append("chain.weights", step=self._step, output_gram=values["chain/output_gram"],
+                           **{f"{name}/kernel": values[f"chain/{name}/kernel"] for name in chain[1:-1]})
+        examples = {}
+        for name in chain[:-1]:
+            examples[f"{name}/z"] = values[f"chain/{name}/z"].astype(self.dtype)
+            examples[f"{name}/s"] = values[f"chain/{name}/s"].astype(self.dtype)
+        self.writer.extend(
+            "chain", step=np.full(batch_size, self._step), weight=np.full(batch_size, weight),
+            residual_sq=residual_sq, input_id=self._input_ids(chain[0], values["chain/inputs"].astype(self.dtype)),
+            q=values["chain/q"].astype(self.dtype), **examples,
+        )
+
     def _input_ids(self, name: str, inputs: np.ndarray) -> np.ndarray:
         """Ids of the rows of x̃, writing each distinct row once to the stream "inputs.<name>".
 
@@ -598,6 +651,9 @@ class TaylorRecorder(keras.callbacks.Callback):
         shrinks the stream by the input width, and lets the analysis sum each
         distinct row's weights before forming its Gram.
         """
+        cached_step, cached_ids = self._round_ids.get(name, (None, None))
+        if cached_step == self._step:  # the neuron and layer streams of one layer share them
+            return cached_ids
         known = self._known_inputs.setdefault(name, {})
         ids = np.empty(len(inputs), np.int64)
         new_rows, new_ids = [], []
@@ -610,6 +666,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             ids[index] = known[digest]
         if new_rows:
             self.writer.extend(f"inputs.{name}", input_id=np.array(new_ids), inputs=np.stack(new_rows))
+        self._round_ids[name] = (self._step, ids)
         return ids
 
     def _jtj(self, values: dict, name: str):

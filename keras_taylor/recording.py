@@ -97,7 +97,8 @@ class LayerPlan:
         neuron_route: "gram" (sufficient statistics accumulated during training),
             "stream" (per-example factors written each round), "factors"
             (factored Jacobian data for a non-quadratic loss), or "skipped".
-        layer_route: Same choices, for the layer scale.
+        layer_route: Same choices, for the layer scale; "stream" for the layer scale
+            means the chain factors of `RecordingPlan.chain_stream`.
         reasons: Why a scale was skipped or routed as it was.
     """
 
@@ -123,6 +124,9 @@ class RecordingPlan:
         output_identity: Whether f = z_L (linear output or logits), so J_L = I.
         identity_layer: That output layer's name (None if not `output_identity`).
         record_gradients: Also record the loss gradient (for checks).
+        chain_stream: The dense chain from the lowest layer whose layer scale is streamed
+            up to the output layer (empty if none): its per-example factors (z, s, the
+            top layer's Jᵀr) and per-round weights rebuild every layer Gram post hoc.
     """
 
     quadratic: bool
@@ -133,6 +137,7 @@ class RecordingPlan:
     output_identity: bool
     identity_layer: str | None = None
     record_gradients: bool = False
+    chain_stream: tuple = ()
 
 
 def dense_chain(model: keras.Model) -> tuple:
@@ -225,6 +230,30 @@ def _chain_jtj(model, plan: RecordingPlan, capture: ForwardCapture, wanted: set)
     return jtj
 
 
+def _chain_factors(model, plan: RecordingPlan, capture: ForwardCapture, residual, per_example: dict,
+                   values: dict) -> None:
+    """The factors that rebuild the layer Grams of `plan.chain_stream` post hoc.
+
+    Per example: the lowest chain layer's input x̃ ("chain/inputs"), z_k and the
+    multiplier s_k of every hidden chain layer ("chain/<k>/z", "chain/<k>/s") and
+    q of the top hidden layer, s ⊙ (W_L r) ("chain/q"). Per round: the kernels of
+    the hidden chain layers above the lowest ("chain/<k>/kernel") and K = W_L W_Lᵀ
+    ("chain/output_gram"). Every M_k = J_kᵀJ_k and q_k follow from these
+    (Observation 2); see `keras_taylor.analysis`.
+    """
+    chain, trace = plan.chain_stream, capture.trace
+    multipliers = _chain_multipliers(model, capture, chain)
+    output_kernel = trace.weight_values[chain[-1]][0]
+    per_example["chain/inputs"] = _input_features(model, trace, chain[0])
+    for name in chain[:-1]:
+        per_example[f"chain/{name}/z"] = trace.preactivations[name]
+        per_example[f"chain/{name}/s"] = multipliers[name]
+    per_example["chain/q"] = multipliers[chain[-2]] * tf.matmul(residual, output_kernel, transpose_b=True)
+    for name in chain[1:-1]:
+        values[f"chain/{name}/kernel"] = trace.weight_values[name][0]
+    values["chain/output_gram"] = tf.matmul(output_kernel, output_kernel, transpose_b=True)
+
+
 def _input_features(model, trace, name):
     """x̃: the layer input flattened, with a trailing 1 for the bias."""
     inputs = _flat(trace.layer_inputs[name])
@@ -257,7 +286,8 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
         )
         values.update({f"gradient/{index}": gradient for index, gradient in enumerate(gradients)})
     per_example = {}
-    quadratic = [layer.name for layer in plan.layers if {layer.neuron_route, layer.layer_route} & {"gram", "stream"}]
+    quadratic = [layer.name for layer in plan.layers
+                 if layer.neuron_route in ("gram", "stream") or layer.layer_route == "gram"]
     factored = [layer for layer in plan.layers if "factors" in (layer.neuron_route, layer.layer_route)]
     if plan.network_route == "gram":
         quadratic = [layer.name for layer in network.weighted_layers(model)]
@@ -267,6 +297,8 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
         per_example["residual_sq"] = tf.reduce_sum(residual**2, axis=1)
         if plan.network_route == "gram":
             per_example["residual"] = residual
+        if plan.chain_stream:
+            _chain_factors(model, plan, capture, residual, per_example, values)
         if quadratic:
             q_values = tape.gradient(
                 outputs, [trace.preactivations[name] for name in quadratic], output_gradients=residual,

@@ -42,7 +42,7 @@ def _flat_layer(values):
 def test_sufficient_statistics_equal_summed_snapshot_taylor_losses(tmp_path, rng, float64):
     model = _mlp(rng)
     x, y = rng.normal(size=(5 * BATCH, 6)), rng.normal(size=(5 * BATCH, 3))
-    weights = _fit_recorded(model, x, y, TaylorRecorder(tmp_path / "run", verbose=0))
+    weights = _fit_recorded(model, x, y, TaylorRecorder(tmp_path / "run", max_gram_cost=np.inf, verbose=0))
     run = kt.load_run(tmp_path / "run")
     reference = keras.models.clone_model(model)
     layer_totals, neuron_totals, network_total = {}, {}, 0.0
@@ -180,8 +180,8 @@ def test_custom_loop_records_what_fit_records(tmp_path, rng, float64):
     fit_model = _mlp(seed_rng)
     loop_model = keras.models.clone_model(fit_model)
     loop_model.set_weights(fit_model.get_weights())
-    _fit_recorded(fit_model, x, y, TaylorRecorder(tmp_path / "fit", verbose=0), epochs=1)
-    recorder = TaylorRecorder(tmp_path / "loop", loss="mse", verbose=0)
+    _fit_recorded(fit_model, x, y, TaylorRecorder(tmp_path / "fit", max_gram_cost=np.inf, verbose=0), epochs=1)
+    recorder = TaylorRecorder(tmp_path / "loop", loss="mse", max_gram_cost=np.inf, verbose=0)
     recorder.attach(loop_model, batch_size=BATCH, total_steps=3)
     optimizer, loss_fn = keras.optimizers.SGD(0.05), keras.losses.MeanSquaredError()
     import tensorflow as tf
@@ -204,7 +204,7 @@ def test_nonfinite_rounds_are_recorded_and_flagged(tmp_path, rng, float64):
     model = _mlp(rng)
     x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))
     y[2 * BATCH + 2, 1] = np.inf  # the last round's loss is infinite
-    _fit_recorded(model, x, y, TaylorRecorder(tmp_path / "run", verbose=0), epochs=1)
+    _fit_recorded(model, x, y, TaylorRecorder(tmp_path / "run", max_gram_cost=np.inf, verbose=0), epochs=1)
     run = kt.load_run(tmp_path / "run")
     rounds = run.stream("rounds").read()
     np.testing.assert_array_equal(rounds["finite"], [True, True, False])
@@ -299,11 +299,11 @@ def test_resumed_run_appends_and_continues_the_sums(tmp_path, rng, float64):
     whole = _mlp(np.random.default_rng(5))
     split = keras.models.clone_model(whole)
     split.set_weights(whole.get_weights())
-    _fit_recorded(whole, x, y, TaylorRecorder(tmp_path / "whole", verbose=0), epochs=2)
+    _fit_recorded(whole, x, y, TaylorRecorder(tmp_path / "whole", max_gram_cost=np.inf, verbose=0), epochs=2)
     split.compile(keras.optimizers.SGD(0.05), "mse")
     for mode in ("new", "resume"):
         split.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
-                  callbacks=[TaylorRecorder(tmp_path / "split", mode=mode, verbose=0)])
+                  callbacks=[TaylorRecorder(tmp_path / "split", mode=mode, max_gram_cost=np.inf, verbose=0)])
     whole_run, split_run = kt.load_run(tmp_path / "whole"), kt.load_run(tmp_path / "split")
     np.testing.assert_array_equal(split_run.stream("rounds").read("step"), np.arange(6))
     assert_close(split_run.stream("rounds").read("loss"), whole_run.stream("rounds").read("loss"), "float64")
@@ -367,9 +367,49 @@ def test_propagated_jtj_equals_the_batch_jacobian_route_under_dropout(tmp_path, 
     for route in ("propagate", "batch_jacobian"):
         model = _mlp(np.random.default_rng(3), dropout=0.3)
         _fit_recorded(model, x, y, TaylorRecorder(tmp_path / route, scales=("neuron", "layer"), jtj_route=route,
-                                                  verbose=0))
+                                                  max_gram_cost=np.inf, verbose=0))
         runs[route] = kt.load_run(tmp_path / route)
     for name in ("gram.first.layer", "gram.first.neuron", "gram.second.layer"):
         fast, slow = _last(runs["propagate"], name), _last(runs["batch_jacobian"], name)
         assert_close(fast.gram, slow.gram, "float64")
         assert_close(fast.linear, slow.linear, "float64")
+
+
+def test_streamed_chain_factors_rebuild_the_layer_grams(tmp_path, rng, float64):
+    x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))
+    runs = {}
+    for route, cost in (("gram", np.inf), ("stream", 0.0)):
+        model = _mlp(np.random.default_rng(3), dropout=0.3)
+        _fit_recorded(model, x, y, TaylorRecorder(tmp_path / route, scales=("layer",), max_gram_cost=cost,
+                                                  dtype="float64", verbose=0))
+        runs[route] = kt.load_run(tmp_path / route)
+    manifest = runs["stream"].manifest
+    assert [manifest["layers"][name]["layer"] for name in ("first", "second", "out")] == ["stream", "stream", "gram"]
+    assert manifest["chain"]["layers"] == ["first", "second", "out"]
+    rows = runs["stream"].stream("chain").read()
+    weights = runs["stream"].stream("chain.weights").read()
+    table = runs["stream"].stream("inputs.first").read()
+    first_inputs = table["inputs"][np.argsort(table["input_id"])][rows["input_id"]]
+    for name, below in (("first", None), ("second", "first")):
+        totals = [np.zeros_like(part) for part in (_last(runs["gram"], f"gram.{name}.layer").gram[0],
+                                                   _last(runs["gram"], f"gram.{name}.layer").linear[0], 0.0)]
+        for example in range(len(rows["step"])):
+            round_index = int(np.flatnonzero(weights["step"] == rows["step"][example])[0])
+            s_first, s_second = rows["first/s"][example], rows["second/s"][example]
+            output_gram = weights["output_gram"][round_index]
+            second_kernel = weights["second/kernel"][round_index]
+            jtj = {"second": np.diag(s_second) @ output_gram @ np.diag(s_second)}
+            jtj["first"] = np.diag(s_first) @ second_kernel @ jtj["second"] @ second_kernel.T @ np.diag(s_first)
+            q = {"second": rows["q"][example]}
+            q["first"] = s_first * (second_kernel @ q["second"])
+            inputs = first_inputs[example] if below is None else np.append(
+                rows[f"{below}/s"][example] * rows[f"{below}/z"][example], 1.0)
+            terms = kt.statistics.layer_terms(inputs[None], rows[f"{name}/z"][example][None], q[name][None],
+                                              rows["residual_sq"][example:example + 1], jtj[name][None],
+                                              rows["weight"][example])
+            for total, term in zip(totals, terms):
+                total += term[0]
+        reference = _last(runs["gram"], f"gram.{name}.layer")
+        assert_close(totals[0], reference.gram[0], "float64")
+        assert_close(totals[1], reference.linear[0], "float64")
+        assert_close(totals[2], reference.constant[0], "float64")
