@@ -371,6 +371,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             identity_layer=chain[-1] if output_identity else None,
             record_gradients=self.record_gradients,
             chain_stream=chain_stream,
+            examples_per_round=self.examples_per_round,
         )
         return plan, resolved, num_outputs, per_round, per_checkpoint, network_reason
 

@@ -57,7 +57,7 @@ class ForwardCapture:
                 return original(inputs, training=training, mask=mask, **kwargs)
             with tf.GradientTape(persistent=True) as tape:
                 trace = network.forward(self.model, inputs, training=bool(training))
-            self._local.tape, self._local.trace = tape, trace
+            self._local.tape, self._local.trace, self._local.inputs = tape, trace, inputs
             return trace.model_outputs
 
         self.model.call = call
@@ -84,6 +84,22 @@ class ForwardCapture:
     @property
     def tape(self):
         return getattr(self._local, "tape", None)
+
+    def subset(self, count: int):
+        """The captured pass redone on its first `count` examples: `(trace, persistent tape)`.
+
+        Same weights W^n (the captured values) and dropout masks, so its values are the
+        captured pass's rows; Jacobians of a few examples then cost a few examples'
+        backward passes instead of the whole batch's.
+        """
+        trace = self.trace
+        weights = dict(trace.weight_values)
+        masks = {name: mask[:count] for name, mask in trace.dropout_masks.items()}
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch([value for pair in weights.values() for value in pair if value is not None])
+            subset = network.forward(self.model, self._local.inputs[:count], training=True, dropout_masks=masks,
+                                     weights=weights)
+        return subset, tape
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,6 +143,8 @@ class RecordingPlan:
         chain_stream: The dense chain from the lowest layer whose layer scale is streamed
             up to the output layer (empty if none): its per-example factors (z, s, the
             top layer's Jᵀr) and per-round weights rebuild every layer Gram post hoc.
+        examples_per_round: Factored routes keep only the first k examples of a batch
+            (their Jacobians come from a pass over those k alone).
     """
 
     quadratic: bool
@@ -138,6 +156,7 @@ class RecordingPlan:
     identity_layer: str | None = None
     record_gradients: bool = False
     chain_stream: tuple = ()
+    examples_per_round: int | None = None
 
 
 def dense_chain(model: keras.Model) -> tuple:
@@ -254,6 +273,41 @@ def _chain_factors(model, plan: RecordingPlan, capture: ForwardCapture, residual
     values["chain/output_gram"] = tf.matmul(output_kernel, output_kernel, transpose_b=True)
 
 
+def _chain_backward(model, plan: RecordingPlan, capture: ForwardCapture, residual, wanted: list):
+    """q = Jᵀr and diag(JᵀJ) of the wanted dense-chain layers, by explicit products.
+
+    Along the chain (Observation 2) q_k = s_k ⊙ (W_{k+1} q_{k+1}) from q_L = r, and
+    M_k = A_kᵀ K A_k with K = W_L W_Lᵀ and A_k = S_{L−1} W_{L−1}ᵀ ⋯ W_{k+1}ᵀ S_k
+    `[B, u_{L−1}, u_k]`, carried upward by one matrix product per layer, so
+    diag(M_k) = Σ_i A_k ⊙ (K A_k) needs neither J nor the u_k × u_k blocks of M_k.
+
+    Returns:
+        `(q per wanted layer, in order; {hidden layer: diag(M) [B, u]})`.
+    """
+    chain, trace = plan.dense_chain, capture.trace
+    lowest = min(chain.index(name) for name in wanted)
+    multipliers = _chain_multipliers(model, capture, chain[lowest:])
+    output_kernel = trace.weight_values[chain[-1]][0]
+    output_gram = tf.matmul(output_kernel, output_kernel, transpose_b=True)
+    q_values, diagonals = {chain[-1]: residual}, {}
+    q, carried, top = residual, None, None  # carried: A_{k+1}
+    for index in range(len(chain) - 2, lowest - 1, -1):
+        name, kernel_above = chain[index], trace.weight_values[chain[index + 1]][0]
+        s = multipliers[name]
+        q = s * tf.matmul(q, kernel_above, transpose_b=True)
+        q_values[name] = q
+        if top is None:  # A_{L−1} = S_{L−1}: diag(M) = s² ⊙ diag(K)
+            top = s
+            diagonals[name] = s**2 * tf.linalg.diag_part(output_gram)[None]
+            continue
+        if carried is None:
+            carried = top[:, :, None] * tf.transpose(kernel_above)[None] * s[:, None, :]
+        else:
+            carried = tf.einsum("bij,kj->bik", carried, kernel_above) * s[:, None, :]
+        diagonals[name] = tf.reduce_sum(carried * tf.einsum("ij,bjk->bik", output_gram, carried), axis=1)
+    return [q_values[name] for name in wanted], diagonals
+
+
 def _input_features(model, trace, name):
     """x̃: the layer input flattened, with a trailing 1 for the bias."""
     inputs = _flat(trace.layer_inputs[name])
@@ -300,12 +354,19 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
         if plan.chain_stream:
             _chain_factors(model, plan, capture, residual, per_example, values)
         if quadratic:
-            q_values = tape.gradient(
-                outputs, [trace.preactivations[name] for name in quadratic], output_gradients=residual,
-                unconnected_gradients=tf.UnconnectedGradients.ZERO,
-            )
             identity_output = plan.identity_layer
-            below_output = {name for name in quadratic if name in plan.dense_chain and name != identity_output}
+            on_chain = bool(plan.dense_chain) and plan.network_route != "gram" and set(quadratic) <= set(plan.dense_chain)
+            if on_chain:  # Observation 2: q and diag(JᵀJ) by explicit products, no tape
+                q_values, diagonals = _chain_backward(model, plan, capture, residual, quadratic)
+            else:
+                q_values = tape.gradient(
+                    outputs, [trace.preactivations[name] for name in quadratic], output_gradients=residual,
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
+                diagonals = {}
+            full_jtj = {layer.name for layer in plan.layers if layer.layer_route == "gram"}
+            below_output = {name for name in quadratic if name in plan.dense_chain and name != identity_output
+                            and (name in full_jtj or not on_chain)}
             jtj = {}
             if plan.dense_chain and plan.output_identity and below_output and plan.network_route != "gram":
                 jtj = _chain_jtj(model, plan, capture, below_output)
@@ -313,6 +374,8 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
                 per_example[f"{name}/inputs"] = _input_features(model, trace, name)
                 per_example[f"{name}/z"] = trace.preactivations[name]
                 per_example[f"{name}/q"] = q
+                if name in diagonals:
+                    per_example[f"{name}/jtj_diagonal"] = diagonals[name]
                 if name in jtj:
                     per_example[f"{name}/jtj"] = jtj[name]
                 elif name != identity_output or plan.network_route == "gram":
@@ -321,20 +384,25 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
                         unconnected_gradients=tf.UnconnectedGradients.ZERO,
                     )
     if factored:
-        per_example["outputs"] = outputs
-        per_example["targets"] = tf.convert_to_tensor(y)
+        subset, subset_tape, targets = trace, tape, tf.convert_to_tensor(y)
+        if plan.examples_per_round is not None:
+            subset, subset_tape = capture.subset(plan.examples_per_round)
+            targets = targets[:plan.examples_per_round]
+        subset_outputs = subset.outputs if plan.at_logits else subset.model_outputs
+        per_example["outputs"] = subset_outputs
+        per_example["targets"] = targets
         for layer in factored:
-            jacobian = tape.batch_jacobian(
-                outputs, trace.preactivations[layer.name],
+            jacobian = subset_tape.batch_jacobian(
+                subset_outputs, subset.preactivations[layer.name],
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
-            preactivation = trace.preactivations[layer.name]
+            preactivation = subset.preactivations[layer.name]
             if layer.layer_route != "factors":
                 jacobian = tf.gather(jacobian, list(layer.neurons), axis=-1)
                 preactivation = tf.gather(preactivation, list(layer.neurons), axis=-1)
             per_example[f"{layer.name}/jacobian"] = jacobian
             per_example[f"{layer.name}/z"] = preactivation
-            per_example[f"{layer.name}/inputs"] = trace.layer_inputs[layer.name]
+            per_example[f"{layer.name}/inputs"] = subset.layer_inputs[layer.name]
             kernel, bias = trace.weight_values[layer.name]  # W^n, read before the update
             values[f"{layer.name}/kernel"] = kernel
             if bias is not None:
@@ -379,8 +447,9 @@ def _neuron_gram_terms(plan: RecordingPlan, values: dict) -> None:
             gram = tf.matmul(inputs, inputs, transpose_a=True)[None]
         else:
             curvature = tf.gather(_jtj_diagonal(values, name), neurons, axis=1)
-            weighted = tf.transpose(curvature)[:, :, None] * inputs[None]
-            gram = tf.matmul(weighted, tf.broadcast_to(inputs[None], tf.shape(weighted)), transpose_a=True)
+            size = tf.shape(inputs)[1]
+            outer = tf.reshape(inputs[:, :, None] * inputs[:, None, :], [tf.shape(inputs)[0], -1])
+            gram = tf.reshape(tf.matmul(curvature, outer, transpose_a=True), [len(neurons), size, size])
         values[f"{name}/neuron_gram"] = gram
         values[f"{name}/neuron_linear"] = tf.matmul(q - curvature * z, inputs, transpose_a=True)
         values[f"{name}/neuron_constant"] = tf.reduce_sum(
@@ -388,12 +457,14 @@ def _neuron_gram_terms(plan: RecordingPlan, values: dict) -> None:
         )
         layer_gram = layer.layer_route == "gram" and name != plan.identity_layer
         if not layer_gram and plan.network_route != "gram":
-            for key in ("inputs", "z", "q", "jtj", "jacobian"):
+            for key in ("inputs", "z", "q", "jtj", "jtj_diagonal", "jacobian"):
                 values.pop(f"{name}/{key}", None)
 
 
 def _jtj_diagonal(values: dict, name: str):
-    """diag(JᵀJ) `[B, u]` from the propagated JᵀJ or from J."""
+    """diag(JᵀJ) `[B, u]` from the chain's explicit products, the propagated JᵀJ or J."""
+    if f"{name}/jtj_diagonal" in values:
+        return values[f"{name}/jtj_diagonal"]
     if f"{name}/jtj" in values:
         return tf.linalg.diag_part(values[f"{name}/jtj"])
     return tf.reduce_sum(values[f"{name}/jacobian"] ** 2, axis=1)
@@ -407,6 +478,7 @@ def _stream_curvature(plan: RecordingPlan, layer: LayerPlan, values: dict) -> No
     else:
         diagonal = _jtj_diagonal(values, name)
     values[f"{name}/curvature"] = diagonal
+    values.pop(f"{name}/jtj_diagonal", None)
     if layer.layer_route != "gram" and plan.network_route != "gram":
         values.pop(f"{name}/jtj", None)
         values.pop(f"{name}/jacobian", None)
