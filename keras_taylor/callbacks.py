@@ -254,7 +254,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             schedules.every_step() if quadratic else schedules.every_k_steps(10)
         )
         rounds = max(1, self._expected_rounds())
-        plans, per_round, per_checkpoint = [], 0, 0
+        plans, per_round, per_checkpoint, costs = [], 0, 0, {}
         training_flops = 6 * batch_size * sum(int(np.prod(v.shape)) for v in model.trainable_weights)
         for layer in selected:
             size, units, spatial = _layer_sizes(layer)
@@ -267,21 +267,24 @@ class TaylorRecorder(keras.callbacks.Callback):
                     # Its neurons share one Gram, so all of them cost little more than k, and
                     # the layer scale (derived from all of them) stays exact.
                     chosen = tuple(range(units))
+                streamable = (output_identity and self.jtj_route == "propagate" and layer.name in chain
+                              and not is_identity_output)
                 neuron_route = "gram" if chosen else "skipped"
                 neuron_bytes = (1 if is_identity_output else len(chosen)) * size * size * 8
                 neuron_flops = batch_size * (1 if is_identity_output else len(chosen)) * size * size
+                streamed = "chain" if streamable else "stream"
+                how = "chain factors streamed" if streamable else "streamed"
                 if chosen and neuron_bytes > self.gram_budget_bytes:
-                    neuron_route = "stream"
-                    reasons.append(f"neuron Grams need {_human_bytes(neuron_bytes)} > gram budget: streamed")
+                    neuron_route = streamed
+                    reasons.append(f"neuron Grams need {_human_bytes(neuron_bytes)} > gram budget: {how}")
                 elif chosen and neuron_flops > self.max_gram_cost * training_flops:
-                    neuron_route = "stream"
+                    neuron_route = streamed
                     reasons.append(
                         f"accumulating neuron Grams costs {neuron_flops / training_flops:.0f}× a training "
-                        "step: streamed, summed post hoc"
+                        f"step: {how}, summed post hoc"
                     )
                 layer_bytes = size * size * 8 if is_identity_output else (size * units) ** 2 * 8
                 layer_flops = batch_size * (size * units) ** 2
-                streamable = output_identity and self.jtj_route == "propagate" and layer.name in chain
                 layer_route = "skipped"
                 if "layer" in self.scales:
                     if is_identity_output:
@@ -302,12 +305,8 @@ class TaylorRecorder(keras.callbacks.Callback):
                             "budget, and the layer is not in a dense chain with a linear output (the only "
                             "factored route)"
                         )
-                if neuron_route == "gram":
-                    per_checkpoint += neuron_bytes
-                if neuron_route == "stream":
-                    per_round += batch_size * (size + 4 * units) * item
-                if layer_route == "gram" and not is_identity_output:
-                    per_checkpoint += layer_bytes
+                costs[layer.name] = (neuron_bytes, 0 if is_identity_output else layer_bytes,
+                                     batch_size * (size + 4 * units) * item)
             else:
                 stored = min(batch_size, self.examples_per_round or batch_size)
                 neuron_route = "factors" if chosen else "skipped"
@@ -346,19 +345,30 @@ class TaylorRecorder(keras.callbacks.Callback):
             per_checkpoint += total_parameters**2 * 8
         if quadratic:
             per_round += 64  # the rounds stream
-        streamed = [plan.name for plan in plans if plan.layer_route == "stream"]
+        streamed = [plan.name for plan in plans if plan.layer_route == "stream" or plan.neuron_route == "chain"]
         chain_stream = chain[min(chain.index(name) for name in streamed):] if streamed else ()
         for index, plan in enumerate(plans):
-            if plan.name in chain_stream[1:-1] and plan.layer_route == "gram":
-                # Its factors are in the chain stream already: summing its Gram here would only cost time.
-                plans[index] = dataclasses.replace(plan, layer_route="stream", reasons=plan.reasons + (
-                    "layer Gram rebuilt post hoc from the chain factors streamed for a lower layer",))
+            if plan.name not in chain_stream[:-1]:
+                continue
+            # Its factors are in the chain stream already: summing its Grams here would only cost time.
+            changes = {}
+            if plan.layer_route == "gram":
+                changes["layer_route"] = "stream"
+            if plan.neuron_route == "gram":
+                changes["neuron_route"] = "chain"
+            if changes:
+                plans[index] = dataclasses.replace(plan, reasons=plan.reasons + (
+                    "Grams rebuilt post hoc from the chain factors streamed for a lower layer",), **changes)
+        for plan in plans:
+            if plan.name not in costs:
+                continue
+            neuron_bytes, layer_bytes, stream_bytes = costs[plan.name]
+            per_checkpoint += neuron_bytes * (plan.neuron_route == "gram") + layer_bytes * (plan.layer_route == "gram")
+            per_round += stream_bytes * (plan.neuron_route == "stream")
         if chain_stream:
             hidden = [model.get_layer(name) for name in chain_stream[:-1]]
             per_example = 2 * sum(_layer_sizes(layer)[1] for layer in hidden) + _layer_sizes(hidden[-1])[1]
-            lowest = next(plan for plan in plans if plan.name == chain_stream[0])
-            if lowest.neuron_route != "stream":  # else its input table is already counted
-                per_example += _layer_sizes(hidden[0])[0]
+            per_example += _layer_sizes(hidden[0])[0]  # the input table: at most one row per example
             per_round += batch_size * (per_example * item + 32) + 8 * sum(
                 int(np.prod(layer.kernel.shape)) for layer in hidden[1:]) + 8 * _layer_sizes(hidden[-1])[1] ** 2
         plan = recording.RecordingPlan(

@@ -111,7 +111,8 @@ class LayerPlan:
         kind: "dense" or "conv2d".
         neurons: Unit indices recorded at neuron scale (possibly empty).
         neuron_route: "gram" (sufficient statistics accumulated during training),
-            "stream" (per-example factors written each round), "factors"
+            "stream" (per-example factors written each round), "chain" (rebuilt post
+            hoc from the chain factors of `RecordingPlan.chain_stream`), "factors"
             (factored Jacobian data for a non-quadratic loss), or "skipped".
         layer_route: Same choices, for the layer scale; "stream" for the layer scale
             means the chain factors of `RecordingPlan.chain_stream`.

@@ -340,6 +340,7 @@ def test_streamed_neuron_factors_sum_to_the_accumulated_grams(tmp_path, rng, flo
     streamed.set_weights(accumulated.get_weights())
     _fit_recorded(accumulated, x, y, TaylorRecorder(tmp_path / "gram", scales=("neuron",), verbose=0))
     _fit_recorded(streamed, x, y, TaylorRecorder(tmp_path / "stream", scales=("neuron",), max_gram_cost=0.0,
+                                                 jtj_route="batch_jacobian",
                                                  dtype="float64", verbose=0))
     gram_run, stream_run = kt.load_run(tmp_path / "gram"), kt.load_run(tmp_path / "stream")
     assert stream_run.manifest["layers"]["second"]["neuron"] == "stream"
