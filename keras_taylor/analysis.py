@@ -446,10 +446,7 @@ def _streamed_neuron_minima(run: storage.Run, layer: str, neurons, rounds):
     """Neuron-scale Taylor-optimum sums from streamed per-example factors.
 
     Each streamed example carries its weight κ, the neuron's z, q = Jᵀr, curvature
-    c = (JᵀJ)_αα, ‖r‖², and the id of its (distinct) input row x̃. Between grid
-    points the per-id weights are summed first, so each distinct x̃ enters the
-    Gram once per segment however often it was seen: H_α += X̃ᵀ diag(Σκc) X̃ over
-    the columns that are non-zero in the segment.
+    c = (JᵀJ)_αα, ‖r‖², and the id of its (distinct) input row x̃ (see `_neuron_sums`).
 
     Returns:
         As `_quadratic_minima`.
@@ -464,7 +461,69 @@ def _streamed_neuron_minima(run: storage.Run, layer: str, neurons, rounds):
     table = run.stream(f"inputs.{layer}").read()
     inputs = np.zeros((int(table["input_id"].max()) + 1, table["inputs"].shape[1]), np.float64)
     inputs[table["input_id"]] = table["inputs"]
-    count, size = len(members), inputs.shape[1]
+
+    def rows():
+        for chunk in run.stream(f"stream.{layer}").chunks():
+            position = np.searchsorted(losses.steps, chunk["step"])
+            if np.any(position >= len(losses.steps)) or np.any(
+                    losses.steps[np.minimum(position, len(losses.steps) - 1)] != chunk["step"]):
+                raise storage.CorruptRunError(f"{run.logdir}: stream 'stream.{layer}' holds steps that no round recorded.")
+            yield (position + 1, chunk["input_id"], chunk["weight"],
+                   *(chunk[key][:, members] for key in ("z", "q", "curvature")), chunk["residual_sq"])
+
+    return (grid,) + _neuron_sums(inputs, rows(), grid, len(members))
+
+
+def _chain_neuron_minima(run: storage.Run, layer: str, neurons, rounds):
+    """Neuron-scale Taylor-optimum sums rebuilt from the streamed chain factors.
+
+    Per example the neuron's z, q_α = (Jᵀr)_α, curvature c = (JᵀJ)_αα and the layer
+    input x̃ follow from the chain factors (Observation 2, `_ChainFactors`); they are
+    then summed as the streamed neuron route sums its rows (`_neuron_sums`).
+
+    Returns:
+        As `_quadratic_minima`.
+    """
+    losses = round_losses(run)
+    grid = _streamed_grid(run, losses, rounds)
+    factors = _load_chain_factors(run, layer, losses, int(grid[-1]) if grid.size else 0)
+    members = np.asarray(neurons, np.int64)
+    if factors is None:  # no finite round streamed anything: every sum is zero
+        return (grid,) + _neuron_sums(np.zeros((0, 1)), iter(()), grid, len(members))
+    rounds_total, batch = factors.valid.shape
+    if factors.input_table is not None:
+        inputs = factors.input_table.astype(np.float64)
+    else:  # each example's x̃ = s ⊙ z of the layer below is its own row
+        inputs = factors.features(slice(0, rounds_total))[factors.valid]
+    per_block = max(1, _BLOCK_ELEMENTS // (batch * factors.units**2))
+
+    def rows():
+        start = 0
+        for part in _round_blocks(0, rounds_total, per_block):
+            valid = factors.valid[part]
+            count = int(valid.sum())
+            ids = factors.input_id[part][valid] if factors.input_table is not None else np.arange(start, start + count)
+            start += count
+            curvature = np.einsum("rbii->rbi", factors.jtj(part))
+            yield (np.repeat(factors.round_counts[part], valid.sum(axis=1)), ids, factors.weight[part][valid],
+                   factors.z[part][valid][:, members], factors.q(part)[valid][:, members],
+                   curvature[valid][:, members], factors.residual_sq[part][valid])
+
+    return (grid,) + _neuron_sums(inputs, rows(), grid, len(members))
+
+
+def _neuron_sums(inputs: np.ndarray, rows, grid: np.ndarray, count: int):
+    """Neuron Taylor-optimum sums at the grid points from per-example rows in round order.
+
+    Each row block is `(round_count, input_id, κ, z, q, c, ‖r‖²)`, the last four per
+    member `[n, count]`. Between grid points the per-id weights are summed first, so
+    each distinct x̃ enters the Gram once per segment however often it was seen:
+    H_α += X̃ᵀ diag(Σκc) X̃ over the columns that are non-zero in the segment.
+
+    Returns:
+        `(minima [count, K], diagnostics dict of [count, K])`.
+    """
+    size = inputs.shape[1]
     gram, linear, constant = np.zeros((count, size, size)), np.zeros((count, size)), np.zeros(count)
     curvature_sum, linear_sum = np.zeros((len(inputs), count)), np.zeros((len(inputs), count))
     minima = np.full((count, len(grid)), np.nan)
@@ -474,13 +533,13 @@ def _streamed_neuron_minima(run: storage.Run, layer: str, neurons, rounds):
 
     def close_segment():
         touched = np.flatnonzero(np.any(curvature_sum != 0, axis=1) | np.any(linear_sum != 0, axis=1))
-        rows = inputs[touched]
-        columns = np.flatnonzero(np.any(rows != 0, axis=0))
-        rows = rows[:, columns]
+        used = inputs[touched]
+        columns = np.flatnonzero(np.any(used != 0, axis=0))
+        used = used[:, columns]
         block = np.ix_(columns, columns)
         for member in range(count):
-            gram[member][block] += (rows * curvature_sum[touched, member, None]).T @ rows
-            linear[member, columns] += rows.T @ linear_sum[touched, member]
+            gram[member][block] += (used * curvature_sum[touched, member, None]).T @ used
+            linear[member, columns] += used.T @ linear_sum[touched, member]
         curvature_sum[touched] = 0
         linear_sum[touched] = 0
         minimum, _, info = minimize_quadratic(gram, linear, constant)
@@ -488,14 +547,10 @@ def _streamed_neuron_minima(run: storage.Run, layer: str, neurons, rounds):
         for key in diagnostics:
             diagnostics[key][:, segment] = info[key]
 
-    for chunk in run.stream(f"stream.{layer}").chunks():
-        position = np.searchsorted(losses.steps, chunk["step"])
-        if np.any(position >= len(losses.steps)) or np.any(losses.steps[np.minimum(position, len(losses.steps) - 1)] != chunk["step"]):
-            raise storage.CorruptRunError(f"{run.logdir}: stream 'stream.{layer}' holds steps that no round recorded.")
-        round_count = position + 1
-        weight = chunk["weight"].astype(np.float64)[:, None]
-        z, q, curvature = (chunk[key].astype(np.float64)[:, members] for key in ("z", "q", "curvature"))
-        residual_sq = chunk["residual_sq"].astype(np.float64)[:, None]
+    for round_count, input_id, weight, z, q, curvature, residual_sq in rows:
+        weight = np.asarray(weight, np.float64)[:, None]
+        z, q, curvature = (np.asarray(value, np.float64) for value in (z, q, curvature))
+        residual_sq = np.asarray(residual_sq, np.float64)[:, None]
         start = 0
         while start < len(round_count):
             while segment < len(grid) and round_count[start] > grid[segment]:
@@ -505,7 +560,7 @@ def _streamed_neuron_minima(run: storage.Run, layer: str, neurons, rounds):
                 break
             stop = start + int(np.searchsorted(round_count[start:], grid[segment], side="right"))
             part = slice(start, stop)
-            ids = chunk["input_id"][part]
+            ids = input_id[part]
             np.add.at(curvature_sum, ids, weight[part] * curvature[part])
             np.add.at(linear_sum, ids, weight[part] * (q[part] - curvature[part] * z[part]))
             constant += np.sum(weight[part] * (residual_sq[part] - 2 * z[part] * q[part]
@@ -516,7 +571,7 @@ def _streamed_neuron_minima(run: storage.Run, layer: str, neurons, rounds):
     while segment < len(grid):
         close_segment()
         segment += 1
-    return grid, minima, diagnostics
+    return minima, diagnostics
 
 
 # ------------------------------------------- layer scale from streamed chain factors
@@ -527,6 +582,7 @@ _BLOCK_ELEMENTS = 1 << 21
 _KRONECKER_DAMPING = 1e-6
 
 
+@dataclasses.dataclass(frozen=True)
 class _ChainFactors:
     """The streamed factors of one hidden layer l = c_j of a dense chain c_0, ..., c_m.
 
@@ -551,9 +607,19 @@ class _ChainFactors:
         use_bias: Whether x̃ ends in a 1 that `below` lacks.
     """
 
-    def __init__(self, **arrays):
-        for name, value in arrays.items():
-            setattr(self, name, value)
+    round_counts: np.ndarray
+    valid: np.ndarray
+    weight: np.ndarray
+    residual_sq: np.ndarray
+    z: np.ndarray
+    multipliers: tuple
+    kernels: tuple
+    output_gram: np.ndarray
+    q_top: np.ndarray
+    input_table: np.ndarray | None
+    input_id: np.ndarray | None
+    below: tuple | None
+    use_bias: bool
 
     @property
     def batch(self) -> int:
@@ -581,7 +647,9 @@ class _ChainFactors:
         return features
 
     def _chain(self, part: slice):
-        multipliers = [multiplier[part].astype(np.float64) for multiplier in self.multipliers]
+        # The multipliers stay at the run's dtype: each product with a float64 array is float64,
+        # and an explicit cast would copy every example's multipliers on every matvec.
+        multipliers = [multiplier[part] for multiplier in self.multipliers]
         kernels = [kernel[part].astype(np.float64) for kernel in self.kernels]
         return multipliers, kernels
 
@@ -624,26 +692,19 @@ def _round_blocks(start: int, stop: int, rounds_per_block: int):
         yield slice(begin, min(begin + rounds_per_block, stop))
 
 
-def _load_chain_factors(run: storage.Run, layer: str, losses: RoundLosses, last_round: int):
-    """The factors of `layer` for the rounds 1..`last_round` (a `_ChainFactors`; None if none streamed rows)."""
-    chain = run.manifest.get("chain")
-    if not chain or layer not in chain["layers"][:-1]:
-        raise MissingStatisticsError(
-            f"{run.logdir} streams the layer scale of {layer!r} but its manifest names no dense chain holding it "
-            f"(chain: {chain})."
-        )
-    names = chain["layers"]
-    position = names.index(layer)
-    hidden = names[:-1]
-    needed = ["chain", "chain.weights"] + ([f"inputs.{names[0]}"] if position == 0 else [])
-    for name in needed:
-        if name not in run.streams:
-            raise MissingStatisticsError(f"{run.logdir} has no stream {name!r} although its manifest names the route.")
+def _chain_rows(run: storage.Run, losses: RoundLosses, fields: list, last_round: int):
+    """The rows of stream "chain" of the rounds 1..`last_round`, laid out `[R, B, ·]` per round.
+
+    Returns:
+        `(round_counts [R], valid [R, B], rows)`, rows a dict of the `fields` (zero padded), or
+        None if none of those rounds streamed a row.
+    """
     stream = run.stream("chain")
     row_steps = [chunk["step"] for chunk in stream.chunks(("step",))]
     row_steps = np.concatenate(row_steps).astype(np.int64) if row_steps else np.zeros(0, np.int64)
     index = np.searchsorted(losses.steps, row_steps)
-    if np.any(index >= len(losses.steps)) or np.any(losses.steps[np.minimum(index, len(losses.steps) - 1)] != row_steps):
+    if np.any(index >= len(losses.steps)) or np.any(losses.steps[np.minimum(index, len(losses.steps) - 1)]
+                                                   != row_steps):
         raise storage.CorruptRunError(f"{run.logdir}: stream 'chain' holds steps that no round recorded.")
     counts = index + 1
     if np.any(np.diff(counts) < 0):
@@ -655,16 +716,12 @@ def _load_chain_factors(run: storage.Run, layer: str, losses: RoundLosses, last_
     slot = np.repeat(np.arange(len(round_counts)), rows_per_round)
     offset = np.arange(used) - first_row[slot]
     shape = (len(round_counts), int(rows_per_round.max()))
-
-    above = hidden[position:]
-    fields = ["weight", "residual_sq", "q", f"{layer}/z"] + [f"{name}/s" for name in above]
-    fields += ["input_id"] if position == 0 else [f"{names[position - 1]}/z", f"{names[position - 1]}/s"]
     rows, start = {}, 0
     for chunk in stream.chunks(fields):
         missing = [field for field in fields if field not in chunk]
         if missing:
-            raise MissingStatisticsError(f"{run.logdir}: stream 'chain' lacks the fields {missing} of layer {layer!r}.")
-        stop = min(start + len(chunk["weight"]), used)
+            raise MissingStatisticsError(f"{run.logdir}: stream 'chain' lacks the fields {missing}.")
+        stop = min(start + len(chunk[fields[0]]), used)
         for field in fields:
             if field not in rows:
                 rows[field] = np.zeros(shape + chunk[field].shape[1:], chunk[field].dtype)
@@ -674,17 +731,19 @@ def _load_chain_factors(run: storage.Run, layer: str, losses: RoundLosses, last_
             break
     valid = np.zeros(shape, bool)
     valid[slot, offset] = True
+    return round_counts, valid, rows
 
-    round_steps = losses.steps[round_counts - 1]
-    weight_fields = [f"{name}/kernel" for name in hidden[position + 1:]] + ["output_gram"]
+
+def _chain_weights(run: storage.Run, round_steps: np.ndarray, fields: list) -> dict:
+    """The `fields` of stream "chain.weights" at each of `round_steps` (sorted), `[R, ·]` each."""
     weights, found = {}, np.zeros(len(round_steps), bool)
-    for chunk in run.stream("chain.weights").chunks(["step"] + weight_fields):
-        missing = [field for field in weight_fields if field not in chunk]
+    for chunk in run.stream("chain.weights").chunks(["step"] + fields):
+        missing = [field for field in fields if field not in chunk]
         if missing:
             raise MissingStatisticsError(f"{run.logdir}: stream 'chain.weights' lacks the fields {missing}.")
         where = np.minimum(np.searchsorted(round_steps, chunk["step"]), len(round_steps) - 1)
         match = round_steps[where] == chunk["step"]
-        for field in weight_fields:
+        for field in fields:
             if field not in weights:
                 weights[field] = np.zeros((len(round_steps),) + chunk[field].shape[1:], chunk[field].dtype)
             weights[field][where[match]] = chunk[field][match]
@@ -693,24 +752,52 @@ def _load_chain_factors(run: storage.Run, layer: str, losses: RoundLosses, last_
         raise storage.CorruptRunError(
             f"{run.logdir}: stream 'chain.weights' has no weights for the steps {round_steps[~found].tolist()}."
         )
+    return weights
 
-    input_table = None
-    if position == 0:
-        table = run.stream(f"inputs.{names[0]}").read()
-        input_table = np.zeros((int(table["input_id"].max()) + 1, table["inputs"].shape[1]), table["inputs"].dtype)
-        input_table[table["input_id"]] = table["inputs"]
-        stored = np.zeros(len(input_table) + 1, bool)
-        stored[table["input_id"]] = True
-        if not stored[np.minimum(rows["input_id"][valid], len(input_table))].all():
-            raise storage.CorruptRunError(f"{run.logdir}: stream 'chain' names inputs that 'inputs.{names[0]}' lacks.")
+
+def _input_table(run: storage.Run, layer: str, input_ids: np.ndarray) -> np.ndarray:
+    """`[D, P]` the distinct inputs of stream "inputs.<layer>" by id, checked to hold every one of `input_ids`."""
+    table = run.stream(f"inputs.{layer}").read()
+    inputs = np.zeros((int(table["input_id"].max()) + 1, table["inputs"].shape[1]), table["inputs"].dtype)
+    inputs[table["input_id"]] = table["inputs"]
+    stored = np.zeros(len(inputs) + 1, bool)
+    stored[table["input_id"]] = True
+    if not stored[np.clip(input_ids, 0, len(inputs))].all():
+        raise storage.CorruptRunError(f"{run.logdir}: stream 'chain' names inputs that 'inputs.{layer}' lacks.")
+    return inputs
+
+
+def _load_chain_factors(run: storage.Run, layer: str, losses: RoundLosses, last_round: int):
+    """The factors of `layer` for the rounds 1..`last_round` (a `_ChainFactors`; None if none streamed rows)."""
+    chain = run.manifest.get("chain")
+    if not chain or layer not in chain["layers"][:-1]:
+        raise MissingStatisticsError(
+            f"{run.logdir} streams the layer scale of {layer!r} but its manifest names no dense chain holding it "
+            f"(chain: {chain})."
+        )
+    names = chain["layers"]
+    position = names.index(layer)
+    hidden = names[:-1]
+    for name in ["chain", "chain.weights"] + ([f"inputs.{names[0]}"] if position == 0 else []):
+        if name not in run.streams:
+            raise MissingStatisticsError(f"{run.logdir} has no stream {name!r} although its manifest names the route.")
+    below = [] if position == 0 else [f"{names[position - 1]}/z", f"{names[position - 1]}/s"]
+    fields = (["weight", "residual_sq", "q", f"{layer}/z"] + [f"{name}/s" for name in hidden[position:]]
+              + (["input_id"] if position == 0 else below))
+    layout = _chain_rows(run, losses, fields, last_round)
+    if layout is None:
+        return None
+    round_counts, valid, rows = layout
+    kernels = [f"{name}/kernel" for name in hidden[position + 1:]]
+    weights = _chain_weights(run, losses.steps[round_counts - 1], kernels + ["output_gram"])
     return _ChainFactors(
         round_counts=round_counts, valid=valid, weight=rows["weight"].astype(np.float64),
         residual_sq=rows["residual_sq"].astype(np.float64), z=rows[f"{layer}/z"],
-        multipliers=tuple(rows[f"{name}/s"] for name in above),
-        kernels=tuple(weights[f"{name}/kernel"] for name in hidden[position + 1:]),
-        output_gram=weights["output_gram"], q_top=rows["q"], input_table=input_table,
+        multipliers=tuple(rows[f"{name}/s"] for name in hidden[position:]),
+        kernels=tuple(weights[field] for field in kernels), output_gram=weights["output_gram"], q_top=rows["q"],
+        input_table=_input_table(run, names[0], rows["input_id"][valid]) if position == 0 else None,
         input_id=rows["input_id"] if position == 0 else None,
-        below=None if position == 0 else (rows[f"{names[position - 1]}/z"], rows[f"{names[position - 1]}/s"]),
+        below=tuple(rows[field] for field in below) or None,
         use_bias=position > 0 and bool(chain["use_bias"][layer]),
     )
 
@@ -871,6 +958,7 @@ def _cg_chain_minima(factors: _ChainFactors, ends: np.ndarray, rtol: float, maxi
         results["gradient_norm"][position] = relative
         results["iterations"][position] = iterations
         results["converged"][position] = relative <= rtol
+        del gram, operator, preconditioner  # the next prefix's operator replaces this one's input table
     results["iterations"] = results["iterations"].astype(np.int64)
     return results
 
@@ -916,22 +1004,21 @@ def _streamed_layer_minima(run: storage.Run, layer: str, rounds, *, layer_solver
     losses = round_losses(run)
     grid = _streamed_grid(run, losses, rounds)
     factors = _load_chain_factors(run, layer, losses, int(grid[-1]) if grid.size else 0)
-    ends = np.zeros(len(grid), np.int64) if factors is None else np.searchsorted(factors.round_counts, grid, "right")
-    parameters = 0 if factors is None else factors.size * factors.units
-    solver = layer_solver
-    if solver == "auto":
-        solver = "explicit" if parameters <= max_explicit_parameters else "cg"
     if factors is None:  # no round up to the grid's end streamed a row: every prefix sums to 0
         results = {"minimum": np.zeros(len(grid)), "gradient_norm": np.zeros(len(grid)),
                    "iterations": np.zeros(len(grid), np.int64), "converged": np.ones(len(grid), bool)}
-    elif solver == "explicit":
-        results = _explicit_chain_minima(factors, ends)
+        solver, method = "none", "none (no recorded round up to the grid's end streamed an example)"
     else:
-        results = _cg_chain_minima(factors, ends, cg_rtol, cg_maxiter)
-    if solver == "explicit":
-        method = "pivoted Cholesky of the layer Gram summed from streamed chain factors"
-    else:
-        method = f"Kronecker-preconditioned conjugate gradients (cg_rtol={cg_rtol:g}) on streamed chain factors"
+        ends = np.searchsorted(factors.round_counts, grid, side="right")  # the row blocks of each prefix
+        solver = layer_solver
+        if solver == "auto":
+            solver = "explicit" if factors.size * factors.units <= max_explicit_parameters else "cg"
+        if solver == "explicit":
+            results = _explicit_chain_minima(factors, ends)
+            method = "pivoted Cholesky of the layer Gram summed from streamed chain factors"
+        else:
+            results = _cg_chain_minima(factors, ends, cg_rtol, cg_maxiter)
+            method = f"Kronecker-preconditioned conjugate gradients (cg_rtol={cg_rtol:g}) on streamed chain factors"
     for key, value in (("rank", -1), ("condition", np.nan), ("range_residual", 0.0), ("ill_conditioned", False)):
         results.setdefault(key, np.full(len(grid), value))
     failed = ~results["converged"]
@@ -981,6 +1068,8 @@ def _minima(run: storage.Run, layer, neurons, rounds, **solver_options):
         return grid, minima, [diagnostics], round_losses(run).cumulative[grid - 1]
     if route == "stream":
         grid, minima, info = _streamed_neuron_minima(run, layer, neurons, rounds)
+    elif route == "chain":
+        grid, minima, info = _chain_neuron_minima(run, layer, neurons, rounds)
     else:
         grid, minima, info = _quadratic_minima(run, layer, neurons, rounds)
     diagnostics = [_diagnostics("pivoted Cholesky", info, member) for member in range(len(minima))]

@@ -367,7 +367,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             per_round += stream_bytes * (plan.neuron_route == "stream")
         if chain_stream:
             hidden = [model.get_layer(name) for name in chain_stream[:-1]]
-            per_example = 2 * sum(_layer_sizes(layer)[1] for layer in hidden) + _layer_sizes(hidden[-1])[1]
+            per_example = 2 * sum(_layer_sizes(layer)[1] for layer in hidden) + _layer_sizes(hidden[-1])[1]  # z, s, q
             per_example += _layer_sizes(hidden[0])[0]  # the input table: at most one row per example
             per_round += batch_size * (per_example * item + 32) + 8 * sum(
                 int(np.prod(layer.kernel.shape)) for layer in hidden[1:]) + 8 * _layer_sizes(hidden[-1])[1] ** 2
@@ -471,6 +471,10 @@ class TaylorRecorder(keras.callbacks.Callback):
         self._sums = {}
         self._known_inputs = {}
         self._round_ids = {}
+        # Without dropout the multipliers s are rectifier masks, exactly 0 or 1: one byte each.
+        dropout = any(network.classify_layer(layer) == "dropout" and layer.rate > 0
+                      for layer in network.model_layers(model))
+        self._multiplier_dtype = self.dtype if dropout else "uint8"
         if self.mode == "resume":
             self._restore_sums()
         self._capture = recording.ForwardCapture(model)
@@ -647,7 +651,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         examples = {}
         for name in chain[:-1]:
             examples[f"{name}/z"] = values[f"chain/{name}/z"].astype(self.dtype)
-            examples[f"{name}/s"] = values[f"chain/{name}/s"].astype(self.dtype)
+            examples[f"{name}/s"] = values[f"chain/{name}/s"].astype(self._multiplier_dtype)
         self.writer.extend(
             "chain", step=np.full(batch_size, self._step), weight=np.full(batch_size, weight),
             residual_sq=residual_sq, input_id=self._input_ids(chain[0], values["chain/inputs"].astype(self.dtype)),

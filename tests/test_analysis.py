@@ -78,8 +78,13 @@ def mse_runs(tmp_path_factory):
         checkpoints = schedules.every_step()
         weights = _train(model, x, y, TaylorRecorder(directory / "gram", checkpoints=checkpoints, max_gram_cost=np.inf,
                                               verbose=0))
+        # Dense layers off a chain stream their neuron factors; on it, the chain factors serve both scales.
         _train(streamed, x, y, TaylorRecorder(directory / "stream", scales=("neuron",), max_gram_cost=0.0,
-                                              dtype="float64", verbose=0))
+                                              jtj_route="batch_jacobian", dtype="float64", verbose=0))
+        chained = keras.models.clone_model(model)
+        chained.set_weights(_mlp(np.random.default_rng(5)).get_weights())
+        _train(chained, x, y, TaylorRecorder(directory / "chain", scales=("neuron", "layer"), max_gram_cost=0.0,
+                                             dtype="float64", verbose=0))
         snapshots = _snapshots(model, x, y, weights)
     return directory, snapshots
 
@@ -135,13 +140,28 @@ def test_regret_matches_an_explicit_design_matrix(mse_runs, scale):
     assert curve.diagnostics.converged.all()
 
 
-@pytest.mark.parametrize("layer", ["first", "second", "out"])
-def test_streamed_neuron_route_equals_the_gram_route(mse_runs, layer):
+@pytest.mark.parametrize("run,layer,route", [("stream", "first", "stream"), ("stream", "second", "stream"),
+                                             ("stream", "out", "stream"), ("chain", "first", "chain"),
+                                             ("chain", "second", "chain"), ("chain", "out", "stream")],
+                         ids=lambda value: str(value))
+def test_streamed_neuron_routes_equal_the_gram_route(mse_runs, run, layer, route):
     directory, _ = mse_runs
     gram = analysis.neuron_regret_band(directory / "gram", layer)
-    streamed = analysis.neuron_regret_band(directory / "stream", layer, rounds=[1, 2, 4, 6])
-    assert kt.load_run(directory / "stream").manifest["layers"][layer]["neuron"] == "stream"
+    streamed = analysis.neuron_regret_band(directory / run, layer, rounds=[1, 2, 4, 6])
+    assert kt.load_run(directory / run).manifest["layers"][layer]["neuron"] == route
     assert_close(streamed.cumulative_taylor_optimum, gram.cumulative_taylor_optimum[:, [0, 1, 3, 5]], "float32")
+
+
+@pytest.mark.parametrize("layer", ["first", "second"])
+@pytest.mark.parametrize("solver", ["explicit", "cg"])
+def test_streamed_layer_route_matches_an_explicit_design_matrix(mse_runs, layer, solver):
+    directory, snapshots = mse_runs
+    assert kt.load_run(directory / "chain").manifest["layers"][layer]["layer"] == "stream"
+    curve = analysis.regret_curve(directory / "chain", layer, rounds=[1, 3, 6], layer_solver=solver)
+    for position, count in enumerate(curve.rounds):
+        expected = _design_minimum(snapshots[:count], layer)
+        assert_close(curve.cumulative_taylor_optimum[position], expected, "float32", err_msg=f"N={count}")
+    assert curve.diagnostics.converged.all()
 
 
 def test_neuron_band_statistics(mse_runs):

@@ -48,7 +48,7 @@ def _simulate(rng):
         ids = np.arange(next_input, next_input + batch) % len(pool)
         next_input += batch
         if index == 4:
-            ids[1] = 0  # an input seen again in a later round
+            ids[1] = 0  # the pool cycles, so inputs recur across rounds; this one recurs within the round
         weights = {name: value + 0.3 * rng.normal(size=value.shape) / np.sqrt(len(value))
                    for name, value in base.items()}
         features, z, multipliers = {}, {}, {}
@@ -111,14 +111,15 @@ def _write_run(directory, pool, rounds, dtype, skip_streams=()):
         if new:
             extend("inputs.h0", input_id=np.array(new), inputs=_with_one(pool[new], True).astype(dtype))
         weights, batch = taylor_round["weights"], len(taylor_round["ids"])
-        q_top = np.einsum("kp,bp->bk", _kernel(weights, "out"), taylor_round["residual"]) * taylor_round["s"]["h2"]
+        output_kernel = _kernel(weights, "out")
+        q_top = np.einsum("kp,bp->bk", output_kernel, taylor_round["residual"]) * taylor_round["s"]["h2"]
         per_layer = {f"{name}/{key}": taylor_round[key][name].astype(dtype) for name in HIDDEN for key in ("z", "s")}
         extend("chain", step=np.full(batch, step), weight=np.full(batch, taylor_round["kappa"]),
-                      residual_sq=np.sum(taylor_round["residual"] ** 2, axis=1), input_id=taylor_round["ids"],
-                      q=q_top.astype(dtype), **per_layer)
-        output_kernel = _kernel(weights, "out")
-        extend("chain.weights", step=np.array([step]), output_gram=(output_kernel @ output_kernel.T)[None].astype(dtype),
-               **{f"{name}/kernel": _kernel(weights, name)[None].astype(dtype) for name in HIDDEN[1:]})
+               residual_sq=np.sum(taylor_round["residual"] ** 2, axis=1), input_id=taylor_round["ids"],
+               q=q_top.astype(dtype), **per_layer)
+        kernels = {f"{name}/kernel": _kernel(weights, name)[None].astype(dtype) for name in HIDDEN[1:]}
+        extend("chain.weights", step=np.array([step]),
+               output_gram=(output_kernel @ output_kernel.T)[None].astype(dtype), **kernels)
     writer.close()
 
 
@@ -134,12 +135,16 @@ def _reference_minima(rounds, layer):
             jacobian = _jacobians(taylor_round)[layer]
             features, z = taylor_round["features"][layer], taylor_round["z"][layer]
             root = np.sqrt(taylor_round["kappa"])
-            designs.append(root * np.einsum("bpk,bi->bpik", jacobian, features).reshape(-1, features.shape[1] * z.shape[1]))
+            design = np.einsum("bpk,bi->bpik", jacobian, features)
+            designs.append(root * design.reshape(-1, features.shape[1] * z.shape[1]))
             targets.append(-root * (taylor_round["residual"] - np.einsum("bpk,bk->bp", jacobian, z)).reshape(-1))
             terms.append(statistics.layer_terms(
                 features, z, np.einsum("bpk,bp->bk", jacobian, taylor_round["residual"]),
                 np.sum(taylor_round["residual"] ** 2, axis=1), np.einsum("bpk,bpl->bkl", jacobian, jacobian),
                 taylor_round["kappa"]))
+        if not designs:  # no example yet: the sum is empty
+            minima.append(0.0)
+            continue
         design, target = np.concatenate(designs), np.concatenate(targets)
         solution = np.linalg.lstsq(design, target, rcond=None)[0]
         minima.append(np.sum((design @ solution - target) ** 2))
@@ -152,6 +157,9 @@ def _reference_minima(rounds, layer):
 def chain_runs(tmp_path_factory):
     """The simulated rounds and their run directory at each stored dtype."""
     pool, rounds = _simulate(np.random.default_rng(20260311))
+    for name in HIDDEN:  # the masks are not trivial: units on and off in every rectifier layer
+        active = np.concatenate([taylor_round["s"][name] for taylor_round in rounds if taylor_round is not None]) > 0
+        assert 0.2 < active.mean() < 0.8, name
     directory = tmp_path_factory.mktemp("chain")
     for dtype in DTYPES:
         _write_run(directory / dtype, pool, rounds, dtype)
@@ -215,3 +223,15 @@ def test_a_missing_chain_stream_is_named(chain_runs, tmp_path, stream):
     _write_run(tmp_path / "run", pool, rounds, "float64", skip_streams=(stream,))
     with pytest.raises(analysis.MissingStatisticsError, match=f"no stream '{stream}'"):
         analysis.regret_curve(tmp_path / "run", "h0")
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_rounds_before_the_first_streamed_example_sum_to_zero(chain_runs, tmp_path, solver):
+    _, pool, rounds = chain_runs
+    rounds = [None] + rounds[:2]  # the first round diverged: it streamed nothing
+    _write_run(tmp_path / "run", pool, rounds, "float64")
+    first = analysis.regret_curve(tmp_path / "run", "h1", rounds=[1], layer_solver=solver)
+    np.testing.assert_array_equal(first.cumulative_taylor_optimum, [0.0])
+    curve = analysis.regret_curve(tmp_path / "run", "h1", layer_solver=solver, cg_rtol=CG_RTOL)
+    assert_close(curve.cumulative_taylor_optimum, _reference_minima(rounds, "h1"), "float64")
+    assert curve.cumulative_taylor_optimum[0] == 0 and curve.cumulative_taylor_optimum[-1] > 0
