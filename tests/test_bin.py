@@ -42,7 +42,8 @@ def test_analyze_then_plot(trained):
     analysis = json.loads((run_dir / "analysis.json").read_text())
     assert set(analysis["layers"]) == {"relu_1", "relu_2", "relu_3", "relu_4", "relu_5", "reconstruction"}
     assert len(analysis["layers"]["relu_2"]["neuron"]["neurons"]) == 2
-    assert "missing" in analysis["layers"]["relu_1"]["layer"]  # said, not silently dropped
+    assert len(analysis["layers"]["relu_1"]["layer"]["regret"]) == 3  # the first layer's layer scale, matrix-free
+    assert "missing" in analysis["network"]  # 84,000 parameters: said, not silently dropped
     _run("plot", f"--task_dir={run_dir.parent}", f"--output_dir={work / 'figures'}", "--dpi=40", "--nofigure1",
          cwd=work)
     readme = (work / "figures" / "README.md").read_text()
