@@ -964,7 +964,7 @@ def _cg_chain_minima(factors: _ChainFactors, ends: np.ndarray, rtol: float, maxi
 
 
 def _streamed_layer_minima(run: storage.Run, layer: str, rounds, *, layer_solver: str = "auto",
-                           max_explicit_parameters: int = 4096, cg_rtol: float = 1e-6, cg_maxiter: int = 1000):
+                           max_explicit_parameters: int = 4096, cg_rtol: float = 1e-4, cg_maxiter: int = 1000):
     """Layer-scale Taylor-optimum sums of a hidden dense-chain layer from streamed chain factors.
 
     The recorder streams, per example, κ, ‖r‖², the layer's z, the multipliers s_k of
@@ -987,7 +987,9 @@ def _streamed_layer_minima(run: storage.Run, layer: str, rounds, *, layer_solver
         rounds: The grid of N; default about 20 log-spaced round counts.
         layer_solver: "explicit", "cg", or "auto": explicit when P·u ≤ `max_explicit_parameters`.
         max_explicit_parameters: The largest P·u that "auto" solves explicitly (H is (P·u)²).
-        cg_rtol: CG stops when ‖Hv + g‖ ≤ cg_rtol·‖g‖.
+        cg_rtol: CG stops when ‖Hv + g‖ ≤ cg_rtol·‖g‖. The value's error is quadratic in the
+            residual: on an MNIST-sized first layer (one epoch) 1e-4 gave the minimum to 6e-8 of
+            1e-8's (10⁻⁶ of the regret) in a quarter of the iterations.
         cg_maxiter: CG iteration limit per grid point.
 
     Returns:
