@@ -1,5 +1,6 @@
 """Post-hoc Taylor optima and regret against explicit design matrices and known answers."""
 
+import shutil
 import warnings
 
 import keras
@@ -312,3 +313,21 @@ def test_cross_entropy_optimum_matches_an_independent_bounded_solver(tmp_path, c
         assert curve.diagnostics.converged.all()
         incurred = np.cumsum([s.loss for s in snapshots])[curve.rounds - 1]
         assert_close(curve.cumulative_loss, incurred, "float32")
+
+
+@pytest.mark.parametrize("run,layer,neuron", [("chain", "first", None), ("chain", "second", 1),
+                                              ("stream", "first", 2)], ids=str)
+def test_rows_a_killed_run_streamed_ahead_of_its_rounds_are_left_out(mse_runs, tmp_path, run, layer, neuron):
+    directory, _ = mse_runs
+    killed = tmp_path / run
+    shutil.copytree(directory / run, killed)
+    rounds = storage.load_run(killed).stream("rounds")
+    kept = {key: value[:3] for key, value in rounds.read().items()}  # the last rounds never reached the disk
+    for path in rounds.chunk_paths:
+        path.unlink()
+    np.savez(rounds.chunk_paths[0], **kept)
+    whole = analysis.regret_curve(directory / run, layer, neuron, rounds=[1, 3])
+    cut = analysis.regret_curve(killed, layer, neuron, rounds=[1, 3])
+    np.testing.assert_allclose(cut.cumulative_taylor_optimum, whole.cumulative_taylor_optimum, rtol=1e-12)
+    with pytest.raises(analysis.MissingStatisticsError, match="recorded 3 rounds"):
+        analysis.regret_curve(killed, layer, neuron, rounds=[4])
