@@ -80,6 +80,11 @@ def _layer_sizes(layer) -> tuple[int, int, int]:
     return per_neuron, kernel_shape[-1], spatial
 
 
+def _has_dropout(model) -> bool:
+    """Whether dropout can scale the chain multipliers s (else they are rectifier masks, 0 or 1: one byte)."""
+    return any(network.classify_layer(layer) == "dropout" and layer.rate > 0 for layer in network.model_layers(model))
+
+
 def _layer_geometry(layer) -> dict:
     """What the post-hoc analysis needs to rebuild A(x; V) from a stored layer input."""
     geometry = {"kind": network.classify_layer(layer), "use_bias": layer.bias is not None}
@@ -367,10 +372,17 @@ class TaylorRecorder(keras.callbacks.Callback):
             per_round += stream_bytes * (plan.neuron_route == "stream")
         if chain_stream:
             hidden = [model.get_layer(name) for name in chain_stream[:-1]]
-            per_example = 2 * sum(_layer_sizes(layer)[1] for layer in hidden) + _layer_sizes(hidden[-1])[1]  # z, s, q
-            per_example += _layer_sizes(hidden[0])[0]  # the input table: at most one row per example
-            per_round += batch_size * (per_example * item + 32) + 8 * sum(
+            units = sum(_layer_sizes(layer)[1] for layer in hidden)
+            per_example = units * item + units * (item if _has_dropout(model) else 1) + _layer_sizes(hidden[-1])[1] * item + 32
+            per_round += batch_size * per_example + 8 * sum(
                 int(np.prod(layer.kernel.shape)) for layer in hidden[1:]) + 8 * _layer_sizes(hidden[-1])[1] ** 2
+            # The table of distinct inputs: one row per example, except that the model's own inputs
+            # (the first layer's) repeat every epoch, so at most an epoch's worth of rows.
+            table_rows = rounds * batch_size
+            epoch_steps = (self.params or {}).get("steps")
+            if chain_stream[0] == weighted[0].name and epoch_steps:
+                table_rows = min(table_rows, epoch_steps * batch_size)
+            per_round += table_rows * _layer_sizes(hidden[0])[0] * item / rounds
         plan = recording.RecordingPlan(
             quadratic=quadratic,
             at_logits=resolved.at_logits,
@@ -471,10 +483,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         self._sums = {}
         self._known_inputs = {}
         self._round_ids = {}
-        # Without dropout the multipliers s are rectifier masks, exactly 0 or 1: one byte each.
-        dropout = any(network.classify_layer(layer) == "dropout" and layer.rate > 0
-                      for layer in network.model_layers(model))
-        self._multiplier_dtype = self.dtype if dropout else "uint8"
+        self._multiplier_dtype = self.dtype if _has_dropout(model) else "uint8"
         if self.mode == "resume":
             self._restore_sums()
         self._capture = recording.ForwardCapture(model)
