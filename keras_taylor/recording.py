@@ -356,7 +356,8 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
             _chain_factors(model, plan, capture, residual, per_example, values)
         if quadratic:
             identity_output = plan.identity_layer
-            on_chain = bool(plan.dense_chain) and plan.network_route != "gram" and set(quadratic) <= set(plan.dense_chain)
+            on_chain = (bool(plan.dense_chain) and plan.network_route != "gram"
+                        and set(quadratic) <= set(plan.dense_chain))
             if on_chain:  # Observation 2: q and diag(JᵀJ) by explicit products, no tape
                 q_values, diagonals = _chain_backward(model, plan, capture, residual, quadratic)
             else:
@@ -379,7 +380,7 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
                     per_example[f"{name}/jtj_diagonal"] = diagonals[name]
                 if name in jtj:
                     per_example[f"{name}/jtj"] = jtj[name]
-                elif name != identity_output or plan.network_route == "gram":
+                elif name not in diagonals and (name != identity_output or plan.network_route == "gram"):
                     per_example[f"{name}/jacobian"] = tape.batch_jacobian(
                         outputs, trace.preactivations[name],
                         unconnected_gradients=tf.UnconnectedGradients.ZERO,
