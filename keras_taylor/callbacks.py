@@ -373,7 +373,8 @@ class TaylorRecorder(keras.callbacks.Callback):
         if chain_stream:
             hidden = [model.get_layer(name) for name in chain_stream[:-1]]
             units = sum(_layer_sizes(layer)[1] for layer in hidden)
-            per_example = units * item + units * (item if _has_dropout(model) else 1) + _layer_sizes(hidden[-1])[1] * item + 32
+            mask_bytes = item if _has_dropout(model) else 1
+            per_example = units * (item + mask_bytes) + _layer_sizes(hidden[-1])[1] * item + 32  # z, s, q, scalars
             per_round += batch_size * per_example + 8 * sum(
                 int(np.prod(layer.kernel.shape)) for layer in hidden[1:]) + 8 * _layer_sizes(hidden[-1])[1] ** 2
             # The table of distinct inputs: one row per example, except that the model's own inputs

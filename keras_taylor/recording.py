@@ -288,9 +288,8 @@ def _chain_backward(model, plan: RecordingPlan, capture: ForwardCapture, residua
     chain, trace = plan.dense_chain, capture.trace
     lowest = min(chain.index(name) for name in wanted)
     multipliers = _chain_multipliers(model, capture, chain[lowest:])
-    output_kernel = trace.weight_values[chain[-1]][0]
-    output_gram = tf.matmul(output_kernel, output_kernel, transpose_b=True)
     q_values, diagonals = {chain[-1]: residual}, {}
+    output_gram = None  # K, formed only if a hidden layer is wanted
     q, carried, top = residual, None, None  # carried: A_{k+1}
     for index in range(len(chain) - 2, lowest - 1, -1):
         name, kernel_above = chain[index], trace.weight_values[chain[index + 1]][0]
@@ -298,6 +297,7 @@ def _chain_backward(model, plan: RecordingPlan, capture: ForwardCapture, residua
         q = s * tf.matmul(q, kernel_above, transpose_b=True)
         q_values[name] = q
         if top is None:  # A_{L−1} = S_{L−1}: diag(M) = s² ⊙ diag(K)
+            output_gram = tf.matmul(kernel_above, kernel_above, transpose_b=True)
             top = s
             diagonals[name] = s**2 * tf.linalg.diag_part(output_gram)[None]
             continue

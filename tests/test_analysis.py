@@ -74,6 +74,7 @@ def mse_runs(tmp_path_factory):
         x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))
         directory = tmp_path_factory.mktemp("analysis")
         model = _mlp(np.random.default_rng(5))
+        initial = model.get_weights()
         streamed = keras.models.clone_model(model)
         streamed.set_weights(model.get_weights())
         checkpoints = schedules.every_step()
@@ -83,7 +84,7 @@ def mse_runs(tmp_path_factory):
         _train(streamed, x, y, TaylorRecorder(directory / "stream", scales=("neuron",), max_gram_cost=0.0,
                                               jtj_route="batch_jacobian", dtype="float64", verbose=0))
         chained = keras.models.clone_model(model)
-        chained.set_weights(_mlp(np.random.default_rng(5)).get_weights())
+        chained.set_weights(initial)
         _train(chained, x, y, TaylorRecorder(directory / "chain", scales=("neuron", "layer"), max_gram_cost=0.0,
                                              dtype="float64", verbose=0))
         snapshots = _snapshots(model, x, y, weights)
