@@ -22,6 +22,8 @@ _WORK_DIR = flags.DEFINE_string("work_dir", "runs", "Where the (large) run direc
 _RESULTS_DIR = flags.DEFINE_string("results_dir", None, "Where figures and numbers go (default reproduced/<task>).")
 _NEURONS = flags.DEFINE_integer("analysis_neurons", 50, "Neurons per layer in the neuron-scale bands (0: all).")
 _GRID_POINTS = flags.DEFINE_integer("grid_points", 20, "About how many log-spaced N to evaluate regret at.")
+_LAYER_CG_RTOL = flags.DEFINE_float("layer_cg_rtol", 1e-4, "Conjugate-gradient relative residual for layers "
+                                    "solved matrix-free (the autoencoder's first layer).")
 _FIGURE1 = flags.DEFINE_bool("figure1", True, "Also train Fig. 1's small ReLU net and draw its shattered gradient.")
 
 
@@ -30,7 +32,8 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     task = train_flags.TASK.value
     analysis_config = experiments.AnalysisConfig(neurons_per_layer=_NEURONS.value or None,
-                                                 grid_points=_GRID_POINTS.value)
+                                                 grid_points=_GRID_POINTS.value,
+                                                 layer_cg_rtol=_LAYER_CG_RTOL.value)
     run_dirs = []
     for optimizer in _OPTIMIZERS.value:
         for seed in range(_SEEDS.value):

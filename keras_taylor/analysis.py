@@ -22,7 +22,7 @@ import scipy.stats
 
 from keras_taylor import schedules, storage
 from keras_taylor.losses import (CategoricalCrossentropyFromLogits, ConvexLoss, MeanSquaredError,
-                                 SparseCategoricalCrossentropyFromLogits)
+                                 SparseCategoricalCrossentropyFromLogits, reduction_scale)
 from keras_taylor.taylor import conv_patches
 
 
@@ -1061,14 +1061,20 @@ def _diagnostics(method: str, info: dict, member: int, iterations=None) -> Solve
     )
 
 
+_LAYER_STREAM_OPTIONS = ("layer_solver", "max_explicit_parameters", "cg_rtol", "cg_maxiter")
+
+
 def _minima(run: storage.Run, layer, neurons, rounds, **solver_options):
     route = _route(run, layer, None if neurons is None else neurons[0])
     for neuron in neurons or ():
         _route(run, layer, neuron)
+    stream_options = {name: solver_options.pop(name) for name in _LAYER_STREAM_OPTIONS if name in solver_options}
     if not run.manifest["loss"]["quadratic"]:
         return _factored_minima(run, layer, neurons, rounds, **solver_options)
+    if solver_options:
+        raise TypeError(f"Unknown solver options for a squared-error run: {sorted(solver_options)}.")
     if route == "stream" and neurons is None:
-        grid, minima, info = _streamed_layer_minima(run, layer, rounds, **solver_options)
+        grid, minima, info = _streamed_layer_minima(run, layer, rounds, **stream_options)
         diagnostics = SolverDiagnostics(
             method=str(info["method"][0, 0]) if grid.size else "none", converged=info["converged"][0].astype(bool),
             gradient_norm=info["gradient_norm"][0], iterations=info["iterations"][0].astype(np.int64),
@@ -1100,7 +1106,8 @@ def regret_curve(run, layer: str | None = None, neuron: int | None = None, round
         **solver_options: For cross-entropy runs, options of the bounded solver (see
             `factored_taylor_optimum`); for a layer whose chain factors were streamed,
             `layer_solver`, `max_explicit_parameters`, `cg_rtol`, `cg_maxiter` (see
-            `_streamed_layer_minima`).
+            `_streamed_layer_minima`; ignored by every other route, so one set of options
+            can serve a whole run).
 
     Returns:
         The `RegretCurve`.
@@ -1235,6 +1242,59 @@ class _LinearRound:
         return np.einsum("bsq,bsk->qk", self.features, preactivation_gradient).reshape(-1)
 
 
+@dataclasses.dataclass(frozen=True)
+class _StackedRounds:
+    """Rounds whose Taylor outputs are affine in one neuron's weights, stacked over their examples.
+
+    One evaluation of Σ_n ℓ(T^n(v), y^n) is then one product with the stacked design
+    instead of a Python loop over rounds. Each example carries its round's reduction
+    scale (1/B_n for a mean over the batch, 1 for a sum), so rounds of unequal size
+    add up as the per-round losses do.
+    """
+
+    offset: np.ndarray  # [E, p_L]
+    design: np.ndarray  # [E, p_L, P]
+    targets: np.ndarray  # [E, ...]
+    example_weight: np.ndarray  # [E]
+    round_of_example: np.ndarray  # [E]
+    weights: np.ndarray  # [R, P] W^n of each round
+    ends: np.ndarray  # [R] examples up to and including each round
+
+    @classmethod
+    def from_rounds(cls, linear_rounds: list, loss: ConvexLoss) -> "_StackedRounds":
+        sizes = np.array([len(r.offset) for r in linear_rounds], np.int64)
+        return cls(
+            offset=np.concatenate([r.offset for r in linear_rounds]),
+            design=np.concatenate([r.design for r in linear_rounds]),
+            targets=np.concatenate([np.asarray(r.targets) for r in linear_rounds]),
+            example_weight=np.concatenate([np.full(size, reduction_scale(size, loss.reduction)) for size in sizes]),
+            round_of_example=np.repeat(np.arange(len(sizes)), sizes),
+            weights=np.stack([r.weights for r in linear_rounds]), ends=np.cumsum(sizes),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def prefix(self, rounds: int) -> "_StackedRounds":
+        """The first `rounds` rounds (views, no copy)."""
+        end = int(self.ends[rounds - 1]) if rounds else 0
+        return _StackedRounds(self.offset[:end], self.design[:end], self.targets[:end], self.example_weight[:end],
+                              self.round_of_example[:end], self.weights[:rounds], self.ends[:rounds])
+
+    def value_and_gradient(self, v: np.ndarray, loss: ConvexLoss) -> tuple[float, np.ndarray]:
+        design = self.design.reshape(-1, self.design.shape[-1])  # [E·p_L, P]: BLAS matrix-vector products
+        outputs = self.offset + (design @ v).reshape(self.offset.shape)
+        value = float(self.example_weight @ loss.per_example(outputs, self.targets))
+        output_gradient = self.example_weight[:, None] * loss.per_example_gradient(outputs, self.targets)
+        return value, output_gradient.reshape(-1) @ design
+
+    def incurred(self, loss: ConvexLoss) -> np.ndarray:
+        """ℓ^n(W^n) of each round: T^n(W^n) = f_{W^n}."""
+        outputs = self.offset + np.einsum("epq,eq->ep", self.design, self.weights[self.round_of_example])
+        per_example = self.example_weight * loss.per_example(outputs, self.targets)
+        return np.bincount(self.round_of_example, per_example, minlength=len(self))
+
+
 def _features(inputs: np.ndarray, record: dict) -> np.ndarray:
     """`[B, S, P]` the affine features x̃ of each output position (S = 1 for dense)."""
     if record["kind"] == "conv2d":
@@ -1252,14 +1312,22 @@ def _features(inputs: np.ndarray, record: dict) -> np.ndarray:
 
 def _linear_rounds(run: storage.Run, layer: str, neuron: int | None, rounds: int) -> list:
     """The first `rounds` recorded rounds of one layer's (or neuron's) factored Taylor data."""
+    return _linear_rounds_of(run, layer, [neuron], rounds)[0]
+
+
+def _linear_rounds_of(run: storage.Run, layer: str, members: list, rounds: int) -> list[list]:
+    """`_linear_rounds` of several members (None = the layer, else a neuron) in one pass over the
+    stream: each round's features (conv patches) are built once and shared."""
     record = _layer_record(run, layer)
     if "factors" not in run.streams:
         raise MissingStatisticsError(f"{run.logdir} has no stream 'factors' although its manifest names the route.")
-    linear_rounds = []
+    linear_rounds = [[] for _ in members]
+    read = 0
     for chunk in run.stream("factors").chunks():
         for row in range(len(chunk["step"])):
-            if len(linear_rounds) == rounds:
+            if read == rounds:
                 return linear_rounds
+            read += 1
             if f"{layer}/kernel" not in chunk:
                 raise MissingStatisticsError(
                     f"{run.logdir}: the factored data of layer {layer!r} lacks the weights W^n that bound the "
@@ -1278,17 +1346,18 @@ def _linear_rounds(run: storage.Run, layer: str, neuron: int | None, rounds: int
                 parts.append(chunk[f"{layer}/bias"][row].astype(np.float64)[None])
             weights = np.concatenate(parts)  # [P, u]
             features = _features(inputs, record)
-            if neuron is None:
-                offset = outputs - np.einsum("bpsk,bsk->bp", jacobian, z)
-                linear_rounds.append(_LinearRound(offset, chunk["targets"][row], weights.reshape(-1),
-                                                  features=features, jacobian=jacobian))
-                continue
-            stored = neuron if jacobian.shape[-1] == weights.shape[1] else record["neurons"].index(neuron)
-            offset = outputs - np.einsum("bps,bs->bp", jacobian[..., stored], z[..., stored])
-            design = np.einsum("bps,bsq->bpq", jacobian[..., stored], features)
-            linear_rounds.append(_LinearRound(offset, chunk["targets"][row], weights[:, neuron], design=design))
-    if len(linear_rounds) < rounds:
-        raise MissingStatisticsError(f"{run.logdir} holds factored data for {len(linear_rounds)} rounds, not {rounds}.")
+            for member, neuron in zip(linear_rounds, members):
+                if neuron is None:
+                    offset = outputs - np.einsum("bpsk,bsk->bp", jacobian, z)
+                    member.append(_LinearRound(offset, chunk["targets"][row], weights.reshape(-1),
+                                               features=features, jacobian=jacobian))
+                    continue
+                stored = neuron if jacobian.shape[-1] == weights.shape[1] else record["neurons"].index(neuron)
+                offset = outputs - np.einsum("bps,bs->bp", jacobian[..., stored], z[..., stored])
+                design = np.einsum("bps,bsq->bpq", jacobian[..., stored], features)
+                member.append(_LinearRound(offset, chunk["targets"][row], weights[:, neuron], design=design))
+    if read < rounds:
+        raise MissingStatisticsError(f"{run.logdir} holds factored data for {read} rounds, not {rounds}.")
     return linear_rounds
 
 
@@ -1311,7 +1380,8 @@ def factored_taylor_optimum(linear_rounds: list, loss: ConvexLoss, center: np.nd
     ‖v(μ) − center‖ = radius, each v(μ) minimizing f + μ/2‖v − center‖² by L-BFGS-B.
 
     Args:
-        linear_rounds: Per round, the affine Taylor outputs (`_linear_rounds`).
+        linear_rounds: Per round, the affine Taylor outputs (`_linear_rounds`); neuron-scale
+            rounds are stacked (`_StackedRounds`) so that an evaluation is one product.
         loss: The convex loss ℓ.
         center, radius: The domain H (radius = inf for no bound).
         start: Warm start (default the center).
@@ -1324,7 +1394,13 @@ def factored_taylor_optimum(linear_rounds: list, loss: ConvexLoss, center: np.nd
         iterations, summed), "constrained", "method".
     """
 
+    if not isinstance(linear_rounds, _StackedRounds) and linear_rounds and all(
+            r.design is not None for r in linear_rounds):
+        linear_rounds = _StackedRounds.from_rounds(linear_rounds, loss)
+
     def objective(v):
+        if isinstance(linear_rounds, _StackedRounds):
+            return linear_rounds.value_and_gradient(v, loss)
         value, gradient = 0.0, np.zeros_like(v)
         for taylor_round in linear_rounds:
             outputs = taylor_round.outputs(v)
@@ -1388,6 +1464,30 @@ def factored_taylor_optimum(linear_rounds: list, loss: ConvexLoss, center: np.nd
     }
 
 
+_STACK_BYTES = 2 << 30  # neuron-scale designs held at once by `_member_rounds`
+
+
+def _member_rounds(run: storage.Run, layer: str, members: list, rounds: int, loss: ConvexLoss):
+    """Yields `(index, member, rounds)` for each member (None = the layer, else a neuron): the layer's
+    per-round data, or a neuron's rounds stacked (`_StackedRounds`). Neurons are read from the
+    stream together, as many at a time as fit `_STACK_BYTES`."""
+    if members == [None]:
+        yield 0, None, _linear_rounds(run, layer, None, rounds)
+        return
+    first = _linear_rounds_of(run, layer, members[:1], rounds)[0]
+    per_neuron = sum(r.design.nbytes for r in first)
+    group = max(1, _STACK_BYTES // max(per_neuron, 1))
+    yield 0, members[0], _StackedRounds.from_rounds(first, loss)
+    del first
+    for start in range(1, len(members), group):
+        chunk = members[start:start + group]
+        stacked = [_StackedRounds.from_rounds(member_rounds, loss)
+                   for member_rounds in _linear_rounds_of(run, layer, chunk, rounds)]
+        for offset, neuron in enumerate(chunk):
+            yield start + offset, neuron, stacked[offset]
+            stacked[offset] = None
+
+
 def _factored_minima(run: storage.Run, layer, neurons, rounds, *, radius: float | None = None,
                      radius_scale: float = 1.0, tolerance: float = 1e-7, max_iterations: int = 2000):
     """Taylor-optimum sums of a non-quadratic run over the ball H around W^0.
@@ -1408,18 +1508,20 @@ def _factored_minima(run: storage.Run, layer, neurons, rounds, *, radius: float 
     minima = np.full((len(members), len(grid)), np.nan)
     all_diagnostics = []
     incurred = None
-    for index, neuron in enumerate(members):
-        linear_rounds = _linear_rounds(run, layer, neuron, int(grid[-1]))
+    for index, neuron, linear_rounds in _member_rounds(run, layer, members, int(grid[-1]), loss):
         if incurred is None:  # ℓ^n(W^n) on exactly the stored examples: T^n(W^n) = f_{W^n}
-            incurred = np.cumsum([loss(r.outputs(r.weights), r.targets) for r in linear_rounds])[grid - 1]
-        trajectory = np.stack([taylor_round.weights for taylor_round in linear_rounds])
+            incurred = np.cumsum(linear_rounds.incurred(loss) if isinstance(linear_rounds, _StackedRounds) else
+                                 [loss(r.outputs(r.weights), r.targets) for r in linear_rounds])[grid - 1]
+        trajectory = (linear_rounds.weights if isinstance(linear_rounds, _StackedRounds) else
+                      np.stack([taylor_round.weights for taylor_round in linear_rounds]))
         center = trajectory[0]
         bound = radius if radius is not None else radius_scale * _trajectory_diameter(trajectory)
         info = {key: np.zeros(len(grid)) for key in ("converged", "gradient_norm", "iterations")}
         start = center
         for position, count in enumerate(grid):
+            prefix = linear_rounds.prefix(count) if isinstance(linear_rounds, _StackedRounds) else linear_rounds[:count]
             minimum, start, details = factored_taylor_optimum(
-                linear_rounds[:count], loss, center, bound, start, tolerance=tolerance, max_iterations=max_iterations
+                prefix, loss, center, bound, start, tolerance=tolerance, max_iterations=max_iterations
             )
             minima[index, position] = minimum
             for key in info:

@@ -278,6 +278,9 @@ class AnalysisConfig:
         log_volume_k: Top singular values in the exploration log-volume (the paper's 50).
         fit_fraction: Later share of the grid used by the growth-exponent fits.
         seed: Seed of the neuron sample.
+        layer_cg_rtol: Relative residual at which conjugate gradients stops, for layers whose
+            Taylor optimum is solved matrix-free from streamed chain factors (the autoencoder's
+            first layer); see `analysis.regret_curve`.
     """
 
     neurons_per_layer: int | None = 50
@@ -285,6 +288,7 @@ class AnalysisConfig:
     log_volume_k: int = 50
     fit_fraction: float = 0.5
     seed: int = 0
+    layer_cg_rtol: float = 1e-4
 
 
 def _grid(run, points: int) -> np.ndarray:
@@ -391,13 +395,15 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
     if activations_dir.exists():
         work.append(("exploration", None, None))
     result["network"], result["layers"] = None, {}
+    result["seconds_per_part"] = {}
     for index, (kind, layer, _) in enumerate(work):
+        part_start = time.perf_counter()
         try:
             if kind == "network":
                 curve = analysis.regret_curve(run, rounds=grid)
                 result["network"] = _curve_json(curve, analysis.fit_growth(curve, fraction=config.fit_fraction))
             elif kind == "layer":
-                curve = analysis.regret_curve(run, layer, rounds=grid)
+                curve = analysis.regret_curve(run, layer, rounds=grid, cg_rtol=config.layer_cg_rtol)
                 result["layers"].setdefault(layer, {})["layer"] = _curve_json(
                     curve, analysis.fit_growth(curve, fraction=config.fit_fraction))
             elif kind == "neuron":
@@ -414,8 +420,10 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
         except analysis.MissingStatisticsError as error:
             target = result if kind in ("network", "exploration") else result["layers"].setdefault(layer, {})
             target[kind if kind != "network" else "network"] = {"missing": str(error)}
+        label = f"{kind} {layer or ''}".strip()
+        result["seconds_per_part"][label] = time.perf_counter() - part_start
         if progress is not None:
-            progress(index + 1, len(work), f"{kind} {layer or ''}".strip())
+            progress(index + 1, len(work), label)
     result["analysis_seconds"] = time.perf_counter() - start
     (run_dir / "analysis.json").write_text(json.dumps(result, indent=1, default=_json_number))
     return result
@@ -460,7 +468,10 @@ def _exploration(configs, k: int) -> dict:
     per_layer = {}
     for name in (configs.layer_slices or {}):
         layer_configs = configs.layer(name)
-        per_layer[name] = {"log_volume": _summary_of_values(exploration.log_volume(layer_configs, k=k))}
+        layer_volume = exploration.log_volume(layer_configs, k=k)
+        per_layer[name] = {"log_volume": _summary_of_values(layer_volume),
+                           "log_volume_sorted": [None if not np.isfinite(v) else float(v)
+                                                 for v in layer_volume]}
     return {
         "steps": configs.steps.tolist(), "epochs": configs.epochs.tolist(),
         "num_points": configs.num_points, "num_units": configs.num_units, "log_volume_k": k,

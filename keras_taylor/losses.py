@@ -32,7 +32,8 @@ def _reduce(per_example: np.ndarray, reduction: str) -> float:
     return float(per_example.sum() if reduction == "sum" else per_example.mean())
 
 
-def _reduction_scale(batch_size: int, reduction: str) -> float:
+def reduction_scale(batch_size: int, reduction: str) -> float:
+    """The factor a reduction applies to each example's loss in a batch of `batch_size`."""
     return 1.0 if reduction == "sum" else 1.0 / batch_size
 
 
@@ -64,7 +65,7 @@ class ConvexLoss:
 
     def gradient(self, outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Gradient of the reduced loss w.r.t. `outputs`, `[B, p_L]`."""
-        scale = _reduction_scale(outputs.shape[0], self.reduction)
+        scale = reduction_scale(outputs.shape[0], self.reduction)
         return scale * self.per_example_gradient(outputs, targets)
 
 

@@ -16,6 +16,8 @@ from keras_taylor.analysis import GrowthFit, NeuronRegretBand, RegretCurve, Solv
 
 _OPTIMIZER_ORDER = ("sgd", "momentum", "rmsprop", "adam", "signsgd")
 TOP_NEURONS = 40  # the paper: Adam's top ~40 neurons explore like RMSProp's
+# Per layer, the same share of a layer's units: the paper's ~40 of the autoencoder's 180 hidden units.
+TOP_SHARE = 40 / 180
 
 
 def load_analyses(runs) -> dict:
@@ -139,11 +141,34 @@ def claims(analyses: dict) -> dict:
                 "mean_finite_log_volume": _mean_std([e["log_volume"]["mean_finite"] for e in explorations]),
                 "units_with_zero_log_volume": _mean_std([e["log_volume"]["num_infinite"] for e in explorations]),
                 "top_log_volume_mean": _mean_std([_top_mean(e["log_volume_sorted"], TOP_NEURONS) for e in explorations]),
+                "per_layer": _per_layer_exploration(explorations),
                 "log_volume_k": explorations[0]["log_volume_k"],
                 "units": explorations[0]["num_units"], "probe_points": explorations[0]["num_points"],
             }
         summary[optimizer] = entry
     return summary
+
+
+def top_count(units: int) -> int:
+    """How many of a layer's units make its "top" (`TOP_SHARE` of them, at least one)."""
+    return max(1, round(TOP_SHARE * units))
+
+
+def _per_layer_exploration(explorations) -> dict:
+    """Per layer: mean finite log-volume and the mean over the layer's top units (`top_count`), across seeds."""
+    per_layer = {}
+    for layer in explorations[0].get("per_layer", {}):
+        records = [e["per_layer"][layer] for e in explorations if "log_volume_sorted" in e["per_layer"].get(layer, {})]
+        if not records:
+            continue
+        units = len(records[0]["log_volume_sorted"])
+        per_layer[layer] = {
+            "units": units, "top_units": top_count(units),
+            "mean_finite_log_volume": _mean_std([r["log_volume"]["mean_finite"] for r in records]),
+            "units_with_zero_log_volume": _mean_std([r["log_volume"]["num_infinite"] for r in records]),
+            "top_log_volume_mean": _mean_std([_top_mean(r["log_volume_sorted"], top_count(units)) for r in records]),
+        }
+    return per_layer
 
 
 def _top_mean(sorted_values, count: int) -> float:
@@ -326,6 +351,7 @@ def claim_rows(summary: dict) -> list[dict]:
                      "measured": f"mean log-volume of the top {TOP_NEURONS} units: adam {adam_top:.4g}, "
                                  f"rmsprop {rms_top:.4g} ({difference:.0%} apart)",
                      "verdict": "reproduced" if difference <= 0.1 else "not reproduced (more than 10% apart)"})
+    rows.append(_top_per_layer_row(summary))
     losses = {opt: _mean(summary, opt, "final_epoch_loss") for opt in ("sgd", "rmsprop", "adam")}
     if None in losses.values():
         rows.append({"claim": "Adaptive optimizers reach a lower training loss than SGD", "measured": "n/a",
@@ -337,6 +363,26 @@ def claim_rows(summary: dict) -> list[dict]:
                      "verdict": "reproduced" if len(better) == 2 else
                      f"not reproduced (lower than SGD: {', '.join(better) or 'neither'})"})
     return rows
+
+
+def _top_per_layer_row(summary: dict) -> dict:
+    """Adam's top units vs RMSProp's, layer by layer (each layer's `top_count` units)."""
+    label = f"Adam's top units explore like RMSProp's, per layer (each layer's top {TOP_SHARE:.0%})"
+    layers = {opt: summary.get(opt, {}).get("exploration", {}).get("per_layer", {}) for opt in ("adam", "rmsprop")}
+    pairs = []
+    for layer, record in layers["adam"].items():
+        adam, rms = record["top_log_volume_mean"]["mean"], layers["rmsprop"].get(layer, {}).get(
+            "top_log_volume_mean", {}).get("mean")
+        if adam is not None and rms is not None:
+            pairs.append((layer, record["top_units"], adam, rms, abs(adam - rms) / abs(rms)))
+    if not pairs:
+        return {"claim": label, "measured": "n/a", "verdict": "not tested"}
+    close = sum(difference <= 0.1 for *_, difference in pairs)
+    measured = "; ".join(f"{layer} (top {count}): adam {adam:.4g}, rmsprop {rms:.4g} ({difference:.0%} apart)"
+                         for layer, count, adam, rms, difference in pairs)
+    return {"claim": label, "measured": measured,
+            "verdict": "reproduced" if close == len(pairs) else
+            f"not reproduced (within 10% in {close} of {len(pairs)} layers)"}
 
 
 def _cell(stats: dict, digits: int = 3) -> str:
@@ -406,6 +452,17 @@ def markdown(summary: dict, analyses: dict, command: str, figures_written) -> st
                            ("top_log_volume_mean", f"mean log-volume of the top {TOP_NEURONS} units")):
             lines.append(f"| {label} | " + " | ".join(_cell(summary[opt]["exploration"][key]) for opt in optimizers)
                          + " |")
+        per_layer = summary[optimizers[0]]["exploration"].get("per_layer", {})
+        if per_layer:
+            lines.append("\nPer layer, mean finite log-volume / mean log-volume of the layer's top units:\n")
+            lines.append("| layer | units (top) | " + " | ".join(optimizers) + " |\n|---|---|" + "---|" * len(optimizers))
+            for layer, record in per_layer.items():
+                cells = []
+                for opt in optimizers:
+                    entry = summary[opt]["exploration"].get("per_layer", {}).get(layer)
+                    cells.append("n/a" if entry is None else
+                                 f"{_cell(entry['mean_finite_log_volume'])} / {_cell(entry['top_log_volume_mean'])}")
+                lines.append(f"| {layer} | {record['units']} ({record['top_units']}) | " + " | ".join(cells) + " |")
     lines.append("\n## Figures\n")
     for path in figures_written:
         lines.append(f"![{pathlib.Path(path).stem}]({pathlib.Path(path).name})\n")

@@ -332,3 +332,42 @@ def test_rows_a_killed_run_streamed_ahead_of_its_rounds_are_left_out(mse_runs, t
     np.testing.assert_allclose(cut.cumulative_taylor_optimum, whole.cumulative_taylor_optimum, rtol=1e-12)
     with pytest.raises(analysis.MissingStatisticsError, match="recorded 3 rounds"):
         analysis.regret_curve(killed, layer, neuron, rounds=[4])
+
+
+@pytest.mark.parametrize("loss", [kt.losses.SparseCategoricalCrossentropyFromLogits("sum_over_batch_size"),
+                                  kt.losses.SparseCategoricalCrossentropyFromLogits("sum"),
+                                  kt.losses.MeanSquaredError("sum_over_batch_size")], ids=str)
+def test_stacked_neuron_rounds_match_the_per_round_loop(loss):
+    rng = np.random.default_rng(11)
+    outputs, size = 4, 7
+    rounds = []
+    for batch in (3, 5, 2, 6):  # unequal rounds: each keeps its own reduction
+        targets = (rng.integers(0, outputs, batch) if "categorical" in loss.name
+                   else rng.normal(size=(batch, outputs)))
+        rounds.append(analysis._LinearRound(rng.normal(size=(batch, outputs)), targets,  # pylint: disable=protected-access
+                                            rng.normal(size=size), design=rng.normal(size=(batch, outputs, size))))
+    stacked = analysis._StackedRounds.from_rounds(rounds, loss)  # pylint: disable=protected-access
+    for count in (1, 3, 4):
+        v = rng.normal(size=size)
+        value, gradient = stacked.prefix(count).value_and_gradient(v, loss)
+        reference = sum(loss(r.outputs(v), r.targets) for r in rounds[:count])
+        reference_gradient = sum(r.pullback(loss.gradient(r.outputs(v), r.targets)) for r in rounds[:count])
+        np.testing.assert_allclose(value, reference, rtol=1e-12)
+        np.testing.assert_allclose(gradient, reference_gradient, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(stacked.incurred(loss), [loss(r.outputs(r.weights), r.targets) for r in rounds],
+                               rtol=1e-12)
+
+
+def test_a_neuron_band_read_in_one_pass_equals_single_neuron_curves(tmp_path):
+    with floatx("float64"):
+        rng = np.random.default_rng(5)
+        x, y = rng.normal(size=(3 * BATCH, 6, 6, 2)), rng.integers(0, 3, size=3 * BATCH)
+        model = _classifier(np.random.default_rng(3), conv=True)
+        recorder = TaylorRecorder(tmp_path / "ce", schedule=schedules.every_step(), dtype="float64", verbose=0)
+        _train(model, x, y, recorder, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), epochs=1)
+    band = analysis.neuron_regret_band(tmp_path / "ce", "conv", rounds=[1, 3])  # neurons 1, 2 read together
+    assert band.neurons.tolist() == [0, 1, 2]
+    for index, neuron in enumerate(band.neurons):
+        curve = analysis.regret_curve(tmp_path / "ce", "conv", int(neuron), rounds=[1, 3])
+        np.testing.assert_allclose(band.cumulative_taylor_optimum[index], curve.cumulative_taylor_optimum, rtol=1e-12)
+    np.testing.assert_allclose(band.cumulative_loss, curve.cumulative_loss, rtol=1e-12)

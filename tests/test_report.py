@@ -1,0 +1,62 @@
+"""The report's per-layer exploration numbers and claim rows, on hand-made analyses."""
+
+import numpy as np
+import pytest
+
+from keras_taylor import report
+
+
+def _exploration(per_layer_values: dict) -> dict:
+    """An analysis' exploration record whose layers have the given log-volumes (None = −inf)."""
+    per_layer = {}
+    for layer, values in per_layer_values.items():
+        finite = [v for v in values if v is not None]
+        per_layer[layer] = {
+            "log_volume": {"mean_finite": float(np.mean(finite)) if finite else None,
+                           "num_infinite": len(values) - len(finite)},
+            "log_volume_sorted": sorted(finite) if len(finite) == len(values) else
+            [None] * (len(values) - len(finite)) + sorted(finite),
+        }
+    return {"per_layer": per_layer}
+
+
+def test_top_count_is_the_papers_share_of_a_layer():
+    assert report.top_count(180) == 40
+    assert report.top_count(50) == 11
+    assert report.top_count(2) == 1
+
+
+def test_per_layer_top_means_over_seeds():
+    rng = np.random.default_rng(7)
+    seeds = [rng.normal(100, 10, 50) for _ in range(3)]
+    per_layer = report._per_layer_exploration(  # pylint: disable=protected-access
+        [_exploration({"relu_1": list(values)}) for values in seeds])
+    record = per_layer["relu_1"]
+    assert record["units"] == 50 and record["top_units"] == 11
+    tops = [np.sort(values)[-11:].mean() for values in seeds]
+    assert record["top_log_volume_mean"]["mean"] == pytest.approx(np.mean(tops))
+    assert record["mean_finite_log_volume"]["mean"] == pytest.approx(np.mean([v.mean() for v in seeds]))
+
+
+def test_a_layer_with_too_few_finite_units_has_no_top_mean():
+    values = [None] * 45 + [1.0, 2.0, 3.0, 4.0, 5.0]  # 5 finite < 11 top units
+    record = report._per_layer_exploration([_exploration({"relu_1": values})])["relu_1"]  # pylint: disable=protected-access
+    assert record["top_log_volume_mean"]["n"] == 0 and record["units_with_zero_log_volume"]["mean"] == 45
+
+
+def _summary(adam_tops: dict, rmsprop_tops: dict) -> dict:
+    def entry(tops):
+        return {"exploration": {"per_layer": {
+            layer: {"top_units": 4, "top_log_volume_mean": {"mean": value, "std": 0.0, "n": 3}}
+            for layer, value in tops.items()}}}
+    return {"adam": entry(adam_tops), "rmsprop": entry(rmsprop_tops)}
+
+
+def test_top_per_layer_row_verdicts():
+    row = report._top_per_layer_row(_summary({"a": 100.0, "b": 50.0}, {"a": 105.0, "b": 52.0}))  # pylint: disable=protected-access
+    assert row["verdict"] == "reproduced"
+    row = report._top_per_layer_row(_summary({"a": 100.0, "b": 50.0}, {"a": 105.0, "b": 80.0}))  # pylint: disable=protected-access
+    assert row["verdict"] == "not reproduced (within 10% in 1 of 2 layers)"
+    assert "b (top 4): adam 50, rmsprop 80 (38% apart)" in row["measured"]
+    row = report._top_per_layer_row({"adam": {}, "rmsprop": {}})  # pylint: disable=protected-access
+    assert row["verdict"] == "not tested"
