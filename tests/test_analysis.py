@@ -371,3 +371,15 @@ def test_a_neuron_band_read_in_one_pass_equals_single_neuron_curves(tmp_path):
         curve = analysis.regret_curve(tmp_path / "ce", "conv", int(neuron), rounds=[1, 3])
         np.testing.assert_allclose(band.cumulative_taylor_optimum[index], curve.cumulative_taylor_optimum, rtol=1e-12)
     np.testing.assert_allclose(band.cumulative_loss, curve.cumulative_loss, rtol=1e-12)
+
+
+def test_layer_stream_options_reach_cg_and_are_ignored_elsewhere(mse_runs):
+    directory, _ = mse_runs
+    loose = analysis.regret_curve(directory / "chain", "first", rounds=[2, 6], layer_solver="cg", cg_rtol=1e-1)
+    tight = analysis.regret_curve(directory / "chain", "first", rounds=[2, 6], layer_solver="cg", cg_rtol=1e-10)
+    assert (loose.diagnostics.gradient_norm <= 1e-1).all() and (tight.diagnostics.gradient_norm <= 1e-10).all()
+    assert loose.diagnostics.iterations.sum() < tight.diagnostics.iterations.sum()
+    gram = analysis.regret_curve(directory / "gram", "first", rounds=[2, 6], cg_rtol=1e-1)  # no CG on this route
+    np.testing.assert_array_equal(gram.regret, analysis.regret_curve(directory / "gram", "first", rounds=[2, 6]).regret)
+    with pytest.raises(TypeError, match="radius"):
+        analysis.regret_curve(directory / "gram", "first", rounds=[2, 6], radius=1.0)
