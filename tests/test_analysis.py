@@ -352,10 +352,9 @@ def test_stacked_neuron_rounds_match_the_per_round_loop(loss):
         value, gradient = stacked.prefix(count).value_and_gradient(v, loss)
         reference = sum(loss(r.outputs(v), r.targets) for r in rounds[:count])
         reference_gradient = sum(r.pullback(loss.gradient(r.outputs(v), r.targets)) for r in rounds[:count])
-        np.testing.assert_allclose(value, reference, rtol=1e-12)
-        np.testing.assert_allclose(gradient, reference_gradient, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(stacked.incurred(loss), [loss(r.outputs(r.weights), r.targets) for r in rounds],
-                               rtol=1e-12)
+        assert_close(value, reference, "float64")
+        assert_close(gradient, reference_gradient, "float64")
+    assert_close(stacked.incurred(loss), [loss(r.outputs(r.weights), r.targets) for r in rounds], "float64")
 
 
 def test_a_neuron_band_read_in_one_pass_equals_single_neuron_curves(tmp_path):
@@ -369,8 +368,8 @@ def test_a_neuron_band_read_in_one_pass_equals_single_neuron_curves(tmp_path):
     assert band.neurons.tolist() == [0, 1, 2]
     for index, neuron in enumerate(band.neurons):
         curve = analysis.regret_curve(tmp_path / "ce", "conv", int(neuron), rounds=[1, 3])
-        np.testing.assert_allclose(band.cumulative_taylor_optimum[index], curve.cumulative_taylor_optimum, rtol=1e-12)
-    np.testing.assert_allclose(band.cumulative_loss, curve.cumulative_loss, rtol=1e-12)
+        assert_close(band.cumulative_taylor_optimum[index], curve.cumulative_taylor_optimum, "float64")
+    assert_close(band.cumulative_loss, curve.cumulative_loss, "float64")
 
 
 def test_layer_stream_options_reach_cg_and_are_ignored_elsewhere(mse_runs):
