@@ -596,12 +596,14 @@ def plot_log_volume(
                     np.full(infinite_count, floor),
                     color=color,
                     marker="v",
-                    label=f"{name}: {infinite_count} of {values.size} are −∞ (drawn at {floor:.3g})",
+                    label=f"{name}: {infinite_count} of {values.size} −∞",
                 )
             )
     if any_infinite:
         ax.axhline(floor, color="0.5", linestyle=":", linewidth=0.8, label="_floor")
-    _finish(ax, xlabel, "log volume", title)
+    _finish(ax, xlabel, "log volume" + (f" (−∞ drawn at {floor:.3g})" if any_infinite else ""), title)
+    if ax.get_legend() is not None:  # the −∞ markers sit low, the curves rise to the right: legend upper left
+        ax.legend(loc="upper left", fontsize="small")
     return artists
 
 
