@@ -60,3 +60,18 @@ def test_top_per_layer_row_verdicts():
     assert "b (top 4): adam 50, rmsprop 80 (38% apart)" in row["measured"]
     row = report._top_per_layer_row({"adam": {}, "rmsprop": {}})  # pylint: disable=protected-access
     assert row["verdict"] == "not tested"
+
+
+def _exponent_summary(layer_means, neuron_means) -> dict:
+    return {"regret_exponents": {
+        f"layer_{index}": {"layer": {"mean": layer, "std": 0.0, "n": 1}, "neuron": {"mean": neuron, "std": 0.0, "n": 4},
+                           "layer_fit_status": [] if layer is None else ["ok"], "layer_fit_sign": [1]}
+        for index, (layer, neuron) in enumerate(zip(layer_means, neuron_means))}}
+
+
+def test_growth_claim_judges_the_layer_scale_else_the_neuron_scale():
+    rows = report.claim_rows({"sgd": _exponent_summary([0.5, 0.55], [0.9, 0.1])})
+    assert rows[0]["verdict"] == "reproduced (layer-scale means)"
+    rows = report.claim_rows({"sgd": _exponent_summary([None, None], [0.5, 0.8])})  # no layer scale recorded
+    assert rows[0]["verdict"] == "not reproduced: 1 neuron-scale mean exponents above 0.65, 0 below 0.35"
+    assert "neuron means 0.50–0.80" in rows[0]["measured"]
