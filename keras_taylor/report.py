@@ -209,7 +209,7 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
     figure = matplotlib.figure.Figure(figsize=(6, 4), layout="constrained")
     plotting.plot_training_loss(figure.add_subplot(), {
         optimizer: [_binned_losses(run) for run in runs] for optimizer, runs in analyses.items()},
-        xlabel="round", title="Training loss (per-round loss, averaged in 100 blocks; mean ± std over seeds)")
+        xlabel="round", title="Training loss: 100-block means of the per-round loss,\nmean ± std over seeds")
     save(figure, "fig6_training_loss")
 
     # Fig. 3 / 4: regret per layer, optimizers compared.
