@@ -236,7 +236,11 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
         ax = figure.add_subplot(1, columns, index + 1)
         gaps = _layer_curves(analyses, layer)
         if gaps:
-            plotting.plot_optimizer_loss_gap(ax, gaps, title=f"{layer}: average loss vs Taylor optimum")
+            plotting.plot_optimizer_loss_gap(ax, gaps, title=f"{layer}: loss vs Taylor optimum")
+            if ax.get_legend() is not None:  # one legend (solid: average loss, dashed: optimum) for the row
+                ax.get_legend().remove()
+                if index == 0:
+                    ax.legend(fontsize="x-small")
         else:
             ax.set_title(f"{layer}: layer scale not recorded")
             ax.set_axis_off()
