@@ -232,6 +232,7 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
     save(figure, "fig4_regret_by_optimizer")
 
     figure = matplotlib.figure.Figure(figsize=(3.2 * columns, 3.4), layout="constrained")
+    legend_drawn = False
     for index, layer in enumerate(layers):
         ax = figure.add_subplot(1, columns, index + 1)
         gaps = _layer_curves(analyses, layer)
@@ -239,8 +240,9 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
             plotting.plot_optimizer_loss_gap(ax, gaps, title=f"{layer}: loss vs Taylor optimum")
             if ax.get_legend() is not None:  # one legend (solid: average loss, dashed: optimum) for the row
                 ax.get_legend().remove()
-                if index == 0:
+                if not legend_drawn:
                     ax.legend(fontsize="x-small")
+                    legend_drawn = True
         else:
             ax.set_title(f"{layer}: layer scale not recorded")
             ax.set_axis_off()
