@@ -214,13 +214,16 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
 
     # Fig. 3 / 4: regret per layer, optimizers compared.
     columns = len(layers)
-    figure = matplotlib.figure.Figure(figsize=(3.2 * columns, 6.4), layout="constrained")
+    any_layer_scale = any(_layer_curves(analyses, layer) for layer in layers)
+    rows = 2 if any_layer_scale else 1  # a task without layer scale (the convnet) gets its neuron row only
+    figure = matplotlib.figure.Figure(figsize=(3.2 * columns, 3.2 * rows), layout="constrained")
     for index, layer in enumerate(layers):
-        top, bottom = figure.add_subplot(2, columns, index + 1), figure.add_subplot(2, columns, columns + index + 1)
+        top = figure.add_subplot(rows, columns, index + 1) if any_layer_scale else None
+        bottom = figure.add_subplot(rows, columns, (rows - 1) * columns + index + 1)
         layer_curves = _layer_curves(analyses, layer)
-        if layer_curves:
+        if top is not None and layer_curves:
             plotting.plot_optimizer_regret(top, layer_curves, title=f"{layer}: layer scale")
-        else:
+        elif top is not None:
             top.set_title(f"{layer}: layer scale not recorded")
             top.set_axis_off()
         bands = {opt: [band_from_json(run["layers"][layer]["neuron"], layer) for run in runs
@@ -231,22 +234,23 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
             plotting.plot_optimizer_regret(bottom, bands, title=f"{layer}: neuron scale")
     save(figure, "fig4_regret_by_optimizer")
 
-    figure = matplotlib.figure.Figure(figsize=(3.2 * columns, 3.4), layout="constrained")
-    legend_drawn = False
-    for index, layer in enumerate(layers):
-        ax = figure.add_subplot(1, columns, index + 1)
-        gaps = _layer_curves(analyses, layer)
-        if gaps:
-            plotting.plot_optimizer_loss_gap(ax, gaps, title=f"{layer}: loss vs Taylor optimum")
-            if ax.get_legend() is not None:  # one legend (solid: average loss, dashed: optimum) for the row
-                ax.get_legend().remove()
-                if not legend_drawn:
-                    ax.legend(fontsize="x-small")
-                    legend_drawn = True
-        else:
-            ax.set_title(f"{layer}: layer scale not recorded")
-            ax.set_axis_off()
-    save(figure, "fig4c_loss_vs_taylor_optimum")
+    if any_layer_scale:  # Fig. 4c compares layer-scale optima
+        figure = matplotlib.figure.Figure(figsize=(3.2 * columns, 3.4), layout="constrained")
+        legend_drawn = False
+        for index, layer in enumerate(layers):
+            ax = figure.add_subplot(1, columns, index + 1)
+            gaps = _layer_curves(analyses, layer)
+            if gaps:
+                plotting.plot_optimizer_loss_gap(ax, gaps, title=f"{layer}: loss vs Taylor optimum")
+                if ax.get_legend() is not None:  # one legend (solid: average loss, dashed: optimum) for the row
+                    ax.get_legend().remove()
+                    if not legend_drawn:
+                        ax.legend(fontsize="x-small")
+                        legend_drawn = True
+            else:
+                ax.set_title(f"{layer}: layer scale not recorded")
+                ax.set_axis_off()
+        save(figure, "fig4c_loss_vs_taylor_optimum")
 
     for optimizer, runs in analyses.items():
         run = runs[0]
