@@ -1295,6 +1295,45 @@ class _StackedRounds:
         return np.bincount(self.round_of_example, per_example, minlength=len(self))
 
 
+@dataclasses.dataclass(frozen=True)
+class _RoundList:
+    """Rounds kept one by one (layer scale: each round's features and Jacobians), with the
+    interface of `_StackedRounds`."""
+
+    rounds: list
+
+    def __len__(self) -> int:
+        return len(self.rounds)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.stack([taylor_round.weights for taylor_round in self.rounds])
+
+    def prefix(self, rounds: int) -> "_RoundList":
+        return _RoundList(self.rounds[:rounds])
+
+    def value_and_gradient(self, v: np.ndarray, loss: ConvexLoss) -> tuple[float, np.ndarray]:
+        value, gradient = 0.0, np.zeros_like(v)
+        for taylor_round in self.rounds:
+            outputs = taylor_round.outputs(v)
+            value += loss(outputs, taylor_round.targets)
+            gradient += taylor_round.pullback(loss.gradient(outputs, taylor_round.targets))
+        return value, gradient
+
+    def incurred(self, loss: ConvexLoss) -> np.ndarray:
+        return np.array([loss(r.outputs(r.weights), r.targets) for r in self.rounds])
+
+
+def _as_rounds(linear_rounds, loss: ConvexLoss):
+    """A list of `_LinearRound`s as `_StackedRounds` when every round has a design (neuron scale),
+    else as a `_RoundList`; stacked or listed rounds pass through."""
+    if isinstance(linear_rounds, (_StackedRounds, _RoundList)):
+        return linear_rounds
+    if linear_rounds and all(r.design is not None for r in linear_rounds):
+        return _StackedRounds.from_rounds(linear_rounds, loss)
+    return _RoundList(list(linear_rounds))
+
+
 def _features(inputs: np.ndarray, record: dict) -> np.ndarray:
     """`[B, S, P]` the affine features x̃ of each output position (S = 1 for dense)."""
     if record["kind"] == "conv2d":
@@ -1394,19 +1433,10 @@ def factored_taylor_optimum(linear_rounds: list, loss: ConvexLoss, center: np.nd
         iterations, summed), "constrained", "method".
     """
 
-    if not isinstance(linear_rounds, _StackedRounds) and linear_rounds and all(
-            r.design is not None for r in linear_rounds):
-        linear_rounds = _StackedRounds.from_rounds(linear_rounds, loss)
+    linear_rounds = _as_rounds(linear_rounds, loss)
 
     def objective(v):
-        if isinstance(linear_rounds, _StackedRounds):
-            return linear_rounds.value_and_gradient(v, loss)
-        value, gradient = 0.0, np.zeros_like(v)
-        for taylor_round in linear_rounds:
-            outputs = taylor_round.outputs(v)
-            value += loss(outputs, taylor_round.targets)
-            gradient += taylor_round.pullback(loss.gradient(outputs, taylor_round.targets))
-        return value, gradient
+        return linear_rounds.value_and_gradient(v, loss)
 
     if radius <= 0:  # H is the single point W^0
         value, gradient = objective(center)
@@ -1469,20 +1499,16 @@ _STACK_BYTES = 2 << 30  # neuron-scale designs held at once by `_member_rounds`
 
 def _member_rounds(run: storage.Run, layer: str, members: list, rounds: int, loss: ConvexLoss):
     """Yields `(index, member, rounds)` for each member (None = the layer, else a neuron): the layer's
-    per-round data, or a neuron's rounds stacked (`_StackedRounds`). Neurons are read from the
-    stream together, as many at a time as fit `_STACK_BYTES`."""
+    rounds as a `_RoundList`, a neuron's stacked (`_StackedRounds`). Neurons are read from the
+    stream together, as many at a time as fit `_STACK_BYTES` (sized from the first round)."""
     if members == [None]:
-        yield 0, None, _linear_rounds(run, layer, None, rounds)
+        yield 0, None, _as_rounds(_linear_rounds(run, layer, None, rounds), loss)
         return
-    first = _linear_rounds_of(run, layer, members[:1], rounds)[0]
-    per_neuron = sum(r.design.nbytes for r in first)
-    group = max(1, _STACK_BYTES // max(per_neuron, 1))
-    yield 0, members[0], _StackedRounds.from_rounds(first, loss)
-    del first
-    for start in range(1, len(members), group):
+    first_round = _linear_rounds_of(run, layer, members[:1], 1)[0][0]
+    group = max(1, _STACK_BYTES // max(first_round.design.nbytes * rounds, 1))
+    for start in range(0, len(members), group):
         chunk = members[start:start + group]
-        stacked = [_StackedRounds.from_rounds(member_rounds, loss)
-                   for member_rounds in _linear_rounds_of(run, layer, chunk, rounds)]
+        stacked = [_as_rounds(member_rounds, loss) for member_rounds in _linear_rounds_of(run, layer, chunk, rounds)]
         for offset, neuron in enumerate(chunk):
             yield start + offset, neuron, stacked[offset]
             stacked[offset] = None
@@ -1510,18 +1536,16 @@ def _factored_minima(run: storage.Run, layer, neurons, rounds, *, radius: float 
     incurred = None
     for index, neuron, linear_rounds in _member_rounds(run, layer, members, int(grid[-1]), loss):
         if incurred is None:  # ℓ^n(W^n) on exactly the stored examples: T^n(W^n) = f_{W^n}
-            incurred = np.cumsum(linear_rounds.incurred(loss) if isinstance(linear_rounds, _StackedRounds) else
-                                 [loss(r.outputs(r.weights), r.targets) for r in linear_rounds])[grid - 1]
-        trajectory = (linear_rounds.weights if isinstance(linear_rounds, _StackedRounds) else
-                      np.stack([taylor_round.weights for taylor_round in linear_rounds]))
+            incurred = np.cumsum(linear_rounds.incurred(loss))[grid - 1]
+        trajectory = linear_rounds.weights
         center = trajectory[0]
         bound = radius if radius is not None else radius_scale * _trajectory_diameter(trajectory)
         info = {key: np.zeros(len(grid)) for key in ("converged", "gradient_norm", "iterations")}
         start = center
         for position, count in enumerate(grid):
-            prefix = linear_rounds.prefix(count) if isinstance(linear_rounds, _StackedRounds) else linear_rounds[:count]
             minimum, start, details = factored_taylor_optimum(
-                prefix, loss, center, bound, start, tolerance=tolerance, max_iterations=max_iterations
+                linear_rounds.prefix(count), loss, center, bound, start, tolerance=tolerance,
+                max_iterations=max_iterations
             )
             minima[index, position] = minimum
             for key in info:

@@ -214,15 +214,15 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
 
     # Fig. 3 / 4: regret per layer, optimizers compared.
     columns = len(layers)
-    any_layer_scale = any(_layer_curves(analyses, layer) for layer in layers)
+    layer_curves = {layer: _layer_curves(analyses, layer) for layer in layers}
+    any_layer_scale = any(layer_curves.values())
     rows = 2 if any_layer_scale else 1  # a task without layer scale (the convnet) gets its neuron row only
     figure = matplotlib.figure.Figure(figsize=(3.2 * columns, 3.2 * rows), layout="constrained")
     for index, layer in enumerate(layers):
         top = figure.add_subplot(rows, columns, index + 1) if any_layer_scale else None
         bottom = figure.add_subplot(rows, columns, (rows - 1) * columns + index + 1)
-        layer_curves = _layer_curves(analyses, layer)
-        if top is not None and layer_curves:
-            plotting.plot_optimizer_regret(top, layer_curves, title=f"{layer}: layer scale")
+        if top is not None and layer_curves[layer]:
+            plotting.plot_optimizer_regret(top, layer_curves[layer], title=f"{layer}: layer scale")
         elif top is not None:
             top.set_title(f"{layer}: layer scale not recorded")
             top.set_axis_off()
@@ -239,9 +239,8 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
         legend_drawn = False
         for index, layer in enumerate(layers):
             ax = figure.add_subplot(1, columns, index + 1)
-            gaps = _layer_curves(analyses, layer)
-            if gaps:
-                plotting.plot_optimizer_loss_gap(ax, gaps, title=f"{layer}: loss vs Taylor optimum")
+            if layer_curves[layer]:
+                plotting.plot_optimizer_loss_gap(ax, layer_curves[layer], title=f"{layer}: loss vs Taylor optimum")
                 if ax.get_legend() is not None:  # one legend (solid: average loss, dashed: optimum) for the row
                     ax.get_legend().remove()
                     if not legend_drawn:
