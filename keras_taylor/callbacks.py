@@ -28,8 +28,9 @@ import numpy as np
 import tensorflow as tf
 
 from keras_taylor import masks as kt_masks
-from keras_taylor import network, recording, schedules, statistics, storage
+from keras_taylor import network, recording, schedules, schema, statistics, storage
 from keras_taylor.losses import MeanSquaredError, resolve_loss
+from keras_taylor.schema import Route, Scale
 
 _ROUND_KEY = "_keras_taylor_round"
 _GIB = 2**30
@@ -160,7 +161,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         total_steps: int | None = None,
         record_gradients: bool = False,
         batch_size: int | None = None,
-        scales=("network", "layer", "neuron"),
+        scales=(Scale.NETWORK, Scale.LAYER, Scale.NEURON),
         jtj_route: str = "propagate",
         data_description: dict | None = None,
         tensorboard_dir=None,
@@ -190,10 +191,10 @@ class TaylorRecorder(keras.callbacks.Callback):
         self.total_steps = total_steps
         self.record_gradients = record_gradients
         self.batch_size = batch_size
-        unknown = set(scales) - {"network", "layer", "neuron"}
+        unknown = sorted(set(map(str, scales)) - {scale.value for scale in Scale})
         if unknown:
-            raise ValueError(f"scales must be among network, layer, neuron. Received: {sorted(unknown)}")
-        self.scales = tuple(scales)
+            raise ValueError(f"scales must be among network, layer, neuron. Received: {unknown}")
+        self.scales = tuple(Scale(scale) for scale in scales)
         if jtj_route not in ("propagate", "batch_jacobian"):
             raise ValueError(f"jtj_route must be 'propagate' or 'batch_jacobian'. Received: {jtj_route!r}")
         self.jtj_route = jtj_route
@@ -263,7 +264,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         training_flops = 6 * batch_size * sum(int(np.prod(v.shape)) for v in model.trainable_weights)
         for layer in selected:
             size, units, spatial = _layer_sizes(layer)
-            chosen = self._choose_neurons(layer, units) if "neuron" in self.scales else ()
+            chosen = self._choose_neurons(layer, units) if Scale.NEURON in self.scales else ()
             kind = network.classify_layer(layer)
             reasons = []
             if quadratic and kind == "dense":
@@ -274,10 +275,10 @@ class TaylorRecorder(keras.callbacks.Callback):
                     chosen = tuple(range(units))
                 streamable = (output_identity and self.jtj_route == "propagate" and layer.name in chain
                               and not is_identity_output)
-                neuron_route = "gram" if chosen else "skipped"
+                neuron_route = Route.GRAM if chosen else Route.SKIPPED
                 neuron_bytes = (1 if is_identity_output else len(chosen)) * size * size * 8
                 neuron_flops = batch_size * (1 if is_identity_output else len(chosen)) * size * size
-                streamed = "chain" if streamable else "stream"
+                streamed = Route.CHAIN if streamable else Route.STREAM
                 how = "chain factors streamed" if streamable else "streamed"
                 if chosen and neuron_bytes > self.gram_budget_bytes:
                     neuron_route = streamed
@@ -290,20 +291,20 @@ class TaylorRecorder(keras.callbacks.Callback):
                     )
                 layer_bytes = size * size * 8 if is_identity_output else (size * units) ** 2 * 8
                 layer_flops = batch_size * (size * units) ** 2
-                layer_route = "skipped"
-                if "layer" in self.scales:
+                layer_route = Route.SKIPPED
+                if Scale.LAYER in self.scales:
                     if is_identity_output:
-                        layer_route = "gram"
+                        layer_route = Route.GRAM
                         reasons.append("output layer with J = I: the layer Gram is I ⊗ Σ x̃x̃ᵀ (its neurons' sum)")
                     elif streamable and (layer_bytes > self.gram_budget_bytes
                                          or layer_flops > self.max_gram_cost * training_flops):
-                        layer_route = "stream"
+                        layer_route = Route.CHAIN
                         reasons.append(
                             f"layer Gram of {size * units} parameters costs {layer_flops / training_flops:.0f}× a "
                             "training step: chain factors streamed, Gram or matrix-free solve post hoc"
                         )
                     elif layer_bytes <= self.gram_budget_bytes:
-                        layer_route = "gram"
+                        layer_route = Route.GRAM
                     else:
                         reasons.append(
                             f"layer Gram of {size * units} parameters needs {_human_bytes(layer_bytes)} > gram "
@@ -314,27 +315,27 @@ class TaylorRecorder(keras.callbacks.Callback):
                                      batch_size * (size + 4 * units) * item)
             else:
                 stored = min(batch_size, self.examples_per_round or batch_size)
-                neuron_route = "factors" if chosen else "skipped"
-                layer_route = "factors" if "layer" in self.scales else "skipped"
+                neuron_route = Route.FACTORS if chosen else Route.SKIPPED
+                layer_route = Route.FACTORS if Scale.LAYER in self.scales else Route.SKIPPED
                 jacobian_all = stored * num_outputs * spatial * units * item
                 jacobian_chosen = stored * num_outputs * spatial * len(chosen) * item
                 input_bytes = stored * int(np.prod(layer.input.shape[1:])) * item
-                if layer_route == "factors" and jacobian_all + input_bytes > self.storage_budget_bytes / rounds:
-                    layer_route = "skipped"
+                if layer_route is Route.FACTORS and jacobian_all + input_bytes > self.storage_budget_bytes / rounds:
+                    layer_route = Route.SKIPPED
                     reasons.append(
                         f"layer-scale factors take {_human_bytes(jacobian_all + input_bytes)} per round; "
                         "over the storage budget for the expected rounds"
                     )
                 weight_bytes = sum(int(np.prod(w.shape)) for w in layer.trainable_weights) * item
-                if layer_route == "factors":
+                if layer_route is Route.FACTORS:
                     per_round += jacobian_all + input_bytes + weight_bytes
-                elif neuron_route == "factors":
+                elif neuron_route is Route.FACTORS:
                     per_round += jacobian_chosen + input_bytes + weight_bytes
             plans.append(recording.LayerPlan(layer.name, kind, chosen, neuron_route, layer_route, tuple(reasons)))
         total_parameters = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
-        network_route = "skipped"
+        network_route = Route.SKIPPED
         network_reason = ""
-        if "network" not in self.scales:
+        if Scale.NETWORK not in self.scales:
             network_reason = "not requested"
         elif not quadratic:
             network_reason = "network scale for non-quadratic losses is not recorded (its factors are every layer's)"
@@ -346,21 +347,21 @@ class TaylorRecorder(keras.callbacks.Callback):
                 "(the network Gram is parameters²)"
             )
         else:
-            network_route = "gram"
+            network_route = Route.GRAM
             per_checkpoint += total_parameters**2 * 8
         if quadratic:
             per_round += 64  # the rounds stream
-        streamed = [plan.name for plan in plans if plan.layer_route == "stream" or plan.neuron_route == "chain"]
+        streamed = [plan.name for plan in plans if Route.CHAIN in (plan.layer_route, plan.neuron_route)]
         chain_stream = chain[min(chain.index(name) for name in streamed):] if streamed else ()
         for index, plan in enumerate(plans):
             if plan.name not in chain_stream[:-1]:
                 continue
             # Its factors are in the chain stream already: summing its Grams here would only cost time.
             changes = {}
-            if plan.layer_route == "gram":
-                changes["layer_route"] = "stream"
-            if plan.neuron_route == "gram":
-                changes["neuron_route"] = "chain"
+            if plan.layer_route is Route.GRAM:
+                changes["layer_route"] = Route.CHAIN
+            if plan.neuron_route is Route.GRAM:
+                changes["neuron_route"] = Route.CHAIN
             if changes:
                 plans[index] = dataclasses.replace(plan, reasons=plan.reasons + (
                     "Grams rebuilt post hoc from the chain factors streamed for a lower layer",), **changes)
@@ -368,8 +369,8 @@ class TaylorRecorder(keras.callbacks.Callback):
             if plan.name not in costs:
                 continue
             neuron_bytes, layer_bytes, stream_bytes = costs[plan.name]
-            per_checkpoint += neuron_bytes * (plan.neuron_route == "gram") + layer_bytes * (plan.layer_route == "gram")
-            per_round += stream_bytes * (plan.neuron_route == "stream")
+            per_checkpoint += neuron_bytes * (plan.neuron_route is Route.GRAM) + layer_bytes * (plan.layer_route is Route.GRAM)
+            per_round += stream_bytes * (plan.neuron_route is Route.STREAM)
         if chain_stream:
             hidden = [model.get_layer(name) for name in chain_stream[:-1]]
             units = sum(_layer_sizes(layer)[1] for layer in hidden)
@@ -436,7 +437,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         estimate = per_round * rounds + per_checkpoint * checkpoints
         routes = {
             plan.name: {
-                "neuron": plan.neuron_route, "layer": plan.layer_route, "neurons": list(plan.neurons),
+                "neuron": plan.neuron_route.value, "layer": plan.layer_route.value, "neurons": list(plan.neurons),
                 "reasons": list(plan.reasons), "jacobian_is_identity": plan.name == self.plan.identity_layer,
                 **_layer_geometry(model.get_layer(plan.name)),
             }
@@ -457,7 +458,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             )
         label_smoothing = float(getattr(self.resolved.convex_loss, "label_smoothing", 0.0))
         manifest = {
-            "kind": "taylor",
+            "kind": schema.TAYLOR_KIND,
             "model": {"name": model.name, "config": model.get_config()},
             "loss": {"name": self.resolved.convex_loss.name, "reduction": self.resolved.convex_loss.reduction,
                      "at_logits": self.resolved.at_logits, "num_outputs": self.num_outputs,
@@ -469,7 +470,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             "layer_order": [plan.name for plan in self.plan.layers],  # "layers" is stored with sorted keys
             "chain": {"layers": list(self.plan.chain_stream),
                       "use_bias": {name: model.get_layer(name).bias is not None for name in self.plan.chain_stream}},
-            "network": {"route": self.plan.network_route, "reason": network_reason,
+            "network": {"route": self.plan.network_route.value, "reason": network_reason,
                         "parameter_slots": [[v.path] for v in model.trainable_weights]},
             "dtype": self.dtype,
             "examples_per_round": self.examples_per_round,
@@ -495,17 +496,17 @@ class TaylorRecorder(keras.callbacks.Callback):
     def _restore_sums(self) -> None:
         run = storage.load_run(self.logdir)
         for name in run.streams:
-            if name.startswith("inputs."):
-                known = self._known_inputs.setdefault(name[len("inputs."):], {})
+            if schema.is_inputs_stream(name):
+                known = self._known_inputs.setdefault(schema.inputs_stream_layer(name), {})
                 for chunk in run.stream(name).chunks():
                     for input_id, row in zip(chunk["input_id"], chunk["inputs"]):
                         known[hashlib.blake2b(row.tobytes(), digest_size=16).digest()] = int(input_id)
-            if not name.startswith("gram."):
+            key = schema.gram_stream_key(name)
+            if key is None:
                 continue
             sums = run.stream(name)
             last = {key: value[-1] for key, value in sums.chunk(-1).items()} if sums.chunk_paths else None
             if last is not None:
-                key = name[len("gram."):]
                 self._sums[key] = statistics.QuadraticSums(
                     last["gram"], last["linear"], last["constant"], int(last["rounds"])
                 )
@@ -588,11 +589,11 @@ class TaylorRecorder(keras.callbacks.Callback):
         loss = float(values["loss"])
         batch_size = int(values["batch_size"])
         finite = bool(np.isfinite(loss))
-        self.writer.append("rounds", step=self._step, epoch=self._epoch, loss=loss, batch_size=batch_size,
+        self.writer.append(schema.ROUNDS_STREAM, step=self._step, epoch=self._epoch, loss=loss, batch_size=batch_size,
                            finite=finite)
         if self.plan.record_gradients:
             gradients = {key.split("/")[1]: value for key, value in values.items() if key.startswith("gradient/")}
-            self.writer.write_chunk("gradients", step=np.array([self._step]),
+            self.writer.write_chunk(schema.GRADIENTS_STREAM, step=np.array([self._step]),
                                     **{f"w{k}": v[None] for k, v in gradients.items()})
         if self._summary_writer is not None:
             with self._summary_writer.as_default(step=self._step):
@@ -612,23 +613,23 @@ class TaylorRecorder(keras.callbacks.Callback):
         weight = statistics.reduction_weight(batch_size, self.num_outputs, self.resolved.convex_loss.reduction)
         residual_sq = values["residual_sq"].astype(np.float64)
         for plan in self.plan.layers:
-            if plan.neuron_route == "gram":
-                self._add(f"{plan.name}.neuron", tuple(
+            if plan.neuron_route is Route.GRAM:
+                self._add(schema.sums_key(Scale.NEURON, plan.name), tuple(
                     weight * values[f"{plan.name}/neuron_{part}"].astype(np.float64)
                     for part in ("gram", "linear", "constant")
                 ))
             identity = plan.name == self.plan.identity_layer
-            layer_gram = plan.layer_route == "gram" and not identity  # J = I: the sum of its neurons
-            if not layer_gram and plan.neuron_route != "stream":
+            layer_gram = plan.layer_route is Route.GRAM and not identity  # J = I: the sum of its neurons
+            if not layer_gram and plan.neuron_route is not Route.STREAM:
                 continue
             inputs, z, q = (values[f"{plan.name}/{key}"].astype(np.float64) for key in ("inputs", "z", "q"))
-            if plan.neuron_route == "stream":
+            if plan.neuron_route is Route.STREAM:
                 curvature = values[f"{plan.name}/curvature"]
                 input_ids = self._input_ids(plan.name, inputs.astype(self.dtype))
-                if self.writer.buffered_rows(f"stream.{plan.name}") + len(z) >= self.writer.chunk_rows:
-                    self.writer.flush(f"inputs.{plan.name}")  # every id in a written chunk resolves
+                if self.writer.buffered_rows(schema.neuron_stream(plan.name)) + len(z) >= self.writer.chunk_rows:
+                    self.writer.flush(schema.inputs_stream(plan.name))  # every id in a written chunk resolves
                 self.writer.extend(
-                    f"stream.{plan.name}", step=np.full(len(z), self._step), weight=np.full(len(z), weight),
+                    schema.neuron_stream(plan.name), step=np.full(len(z), self._step), weight=np.full(len(z), weight),
                     input_id=input_ids,
                     z=z[:, plan.neurons].astype(self.dtype),
                     q=q[:, plan.neurons].astype(self.dtype),
@@ -636,12 +637,12 @@ class TaylorRecorder(keras.callbacks.Callback):
                 )
             if layer_gram:
                 jtj = self._jtj(values, plan.name)
-                self._add(f"{plan.name}.layer", statistics.layer_terms(inputs, z, q, residual_sq, jtj, weight))
+                self._add(schema.sums_key(Scale.LAYER, plan.name), statistics.layer_terms(inputs, z, q, residual_sq, jtj, weight))
         if self.plan.chain_stream:
             self._stream_chain(values, batch_size, weight, residual_sq)
-        if self.plan.network_route == "gram":
+        if self.plan.network_route is Route.GRAM:
             names = [layer.name for layer in network.weighted_layers(self.model)]
-            self._add("network", statistics.network_terms(
+            self._add(schema.sums_key(Scale.NETWORK), statistics.network_terms(
                 [values[f"{n}/inputs"].astype(np.float64) for n in names],
                 [values[f"{n}/z"].astype(np.float64) for n in names],
                 [values[f"{n}/jacobian"].astype(np.float64) for n in names],
@@ -650,20 +651,21 @@ class TaylorRecorder(keras.callbacks.Callback):
 
     def _stream_chain(self, values: dict, batch_size: int, weight: float, residual_sq: np.ndarray) -> None:
         """Appends the round's chain factors (see `recording._chain_factors`) to streams
-        "chain" (per example) and "chain.weights" (per round)."""
+        `schema.CHAIN_STREAM` (per example) and `schema.CHAIN_WEIGHTS_STREAM` (per round)."""
         chain = self.plan.chain_stream
-        if self.writer.buffered_rows("chain") + batch_size >= self.writer.chunk_rows:
+        if self.writer.buffered_rows(schema.CHAIN_STREAM) + batch_size >= self.writer.chunk_rows:
             # Every id and every round's weights that a written chunk refers to are on disk first.
-            self.writer.flush(f"inputs.{chain[0]}")
-            self.writer.flush("chain.weights")
-        self.writer.append("chain.weights", step=self._step, output_gram=values["chain/output_gram"],
-                           **{f"{name}/kernel": values[f"chain/{name}/kernel"] for name in chain[1:-1]})
+            self.writer.flush(schema.inputs_stream(chain[0]))
+            self.writer.flush(schema.CHAIN_WEIGHTS_STREAM)
+        self.writer.append(schema.CHAIN_WEIGHTS_STREAM, step=self._step,
+                           **{schema.OUTPUT_GRAM_FIELD: values["chain/output_gram"]},
+                           **{schema.kernel_field(name): values[f"chain/{name}/kernel"] for name in chain[1:-1]})
         examples = {}
         for name in chain[:-1]:
-            examples[f"{name}/z"] = values[f"chain/{name}/z"].astype(self.dtype)
-            examples[f"{name}/s"] = values[f"chain/{name}/s"].astype(self._multiplier_dtype)
+            examples[schema.preactivation_field(name)] = values[f"chain/{name}/z"].astype(self.dtype)
+            examples[schema.multiplier_field(name)] = values[f"chain/{name}/s"].astype(self._multiplier_dtype)
         self.writer.extend(
-            "chain", step=np.full(batch_size, self._step), weight=np.full(batch_size, weight),
+            schema.CHAIN_STREAM, step=np.full(batch_size, self._step), weight=np.full(batch_size, weight),
             residual_sq=residual_sq, input_id=self._input_ids(chain[0], values["chain/inputs"].astype(self.dtype)),
             q=values["chain/q"].astype(self.dtype), **examples,
         )
@@ -690,7 +692,7 @@ class TaylorRecorder(keras.callbacks.Callback):
                 new_ids.append(known[digest])
             ids[index] = known[digest]
         if new_rows:
-            self.writer.extend(f"inputs.{name}", input_id=np.array(new_ids), inputs=np.stack(new_rows))
+            self.writer.extend(schema.inputs_stream(name), input_id=np.array(new_ids), inputs=np.stack(new_rows))
         self._round_ids[name] = (self._step, ids)
         return ids
 
@@ -711,7 +713,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         self._sums[key].add(gram, linear, constant)
 
     def _write_factors(self, values: dict) -> None:
-        factored = [plan for plan in self.plan.layers if "factors" in (plan.neuron_route, plan.layer_route)]
+        factored = [plan for plan in self.plan.layers if Route.FACTORS in (plan.neuron_route, plan.layer_route)]
         if not factored:
             return
         examples = slice(0, self.examples_per_round)
@@ -719,22 +721,23 @@ class TaylorRecorder(keras.callbacks.Callback):
                   "targets": values["targets"][examples][None]}
         for plan in factored:
             for key in ("inputs", "z", "jacobian"):
-                arrays[f"{plan.name}/{key}"] = values[f"{plan.name}/{key}"][examples][None].astype(self.dtype)
-            for key in ("kernel", "bias"):  # W^n, not per example
-                if f"{plan.name}/{key}" in values:
-                    arrays[f"{plan.name}/{key}"] = values[f"{plan.name}/{key}"][None].astype(self.dtype)
-        self.writer.write_chunk("factors", **arrays)
+                arrays[schema.factor_field(plan.name, key)] = values[f"{plan.name}/{key}"][examples][None].astype(
+                    self.dtype)
+            for field, key in ((schema.kernel_field(plan.name), "kernel"), (schema.bias_field(plan.name), "bias")):
+                if f"{plan.name}/{key}" in values:  # W^n, not per example
+                    arrays[field] = values[f"{plan.name}/{key}"][None].astype(self.dtype)
+        self.writer.write_chunk(schema.FACTORS_STREAM, **arrays)
 
     def _checkpoint(self) -> None:
         if self._last_checkpoint == self._rounds:
             return
         self._last_checkpoint = self._rounds
         # Everything up to this round reaches the disk, distinct inputs before the ids that use them.
-        for stream in sorted(self.writer.buffered_streams(), key=lambda name: not name.startswith("inputs.")):
+        for stream in sorted(self.writer.buffered_streams(), key=lambda name: not schema.is_inputs_stream(name)):
             self.writer.flush(stream)
         for key, sums in self._sums.items():
             self.writer.write_chunk(
-                f"gram.{key}", step=np.array([self._step]), rounds=np.array([self._rounds]),
+                schema.GRAM_PREFIX + key, step=np.array([self._step]), rounds=np.array([self._rounds]),
                 rounds_in_sums=np.array([sums.rounds]),
                 gram=sums.gram[None], linear=sums.linear[None], constant=sums.constant[None],
             )
@@ -826,7 +829,7 @@ class ActivationRecorder(keras.callbacks.Callback):
             else:
                 self._units[layer.name] = np.arange(total)
         manifest = {
-            "kind": "activations",
+            "kind": schema.ACTIVATIONS_KIND,
             "model": {"name": model.name},
             "probe": {"num_points": len(self.probe_x), "shape": list(self.probe_x.shape[1:])},
             "layers": {layer.name: {"shape": list(shapes[layer.name]), "units": self._units[layer.name].tolist()}
@@ -868,7 +871,7 @@ class ActivationRecorder(keras.callbacks.Callback):
     def record(self, step: int, epoch: int) -> None:
         """Writes one configuration record."""
         packed = np.packbits(self.configuration(), axis=1)
-        self.writer.append("configurations", step=step, epoch=epoch, packed=packed)
+        self.writer.append(schema.CONFIGURATIONS_STREAM, step=step, epoch=epoch, packed=packed)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch

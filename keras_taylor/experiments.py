@@ -295,10 +295,7 @@ def _grid(run, points: int) -> np.ndarray:
     """About `points` log-spaced N among the run's checkpoints (always including the last)."""
     from keras_taylor import analysis  # pylint: disable=import-outside-toplevel
 
-    available = analysis.checkpoint_rounds(run)
-    wanted = analysis.log_grid(int(available[-1]), points)
-    chosen = available[np.unique(np.searchsorted(available, wanted).clip(0, len(available) - 1))]
-    return np.unique(np.append(chosen, available[-1]))
+    return analysis.nearest_grid(analysis.checkpoint_rounds(run), points)
 
 
 def _fit_json(fit) -> dict:

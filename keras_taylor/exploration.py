@@ -25,15 +25,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from keras_taylor import storage
+from keras_taylor import schema, storage
 
 if not hasattr(np, "bitwise_count"):
     raise ImportError(
         f"keras_taylor.exploration needs NumPy >= 2.0 for np.bitwise_count (popcount). Found NumPy {np.__version__}."
     )
 
-STREAM = "configurations"
-ACTIVATIONS_KIND = "activations"
+STREAM = schema.CONFIGURATIONS_STREAM
+ACTIVATIONS_KIND = schema.ACTIVATIONS_KIND
 DEFAULT_CHUNK_POINTS = 2048
 # Eigenvalues of the exactly centered Gram below this multiple of N·eps·λ_max are
 # rounding of the eigensolver (see `centered_singular_values`).

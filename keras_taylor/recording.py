@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_taylor import network
+from keras_taylor.schema import Route
 
 
 class ForwardCapture:
@@ -110,11 +111,9 @@ class LayerPlan:
         name: The layer.
         kind: "dense" or "conv2d".
         neurons: Unit indices recorded at neuron scale (possibly empty).
-        neuron_route: "gram" (sufficient statistics accumulated during training),
-            "stream" (per-example factors written each round), "chain" (rebuilt post
-            hoc from the chain factors of `RecordingPlan.chain_stream`), "factors"
-            (factored Jacobian data for a non-quadratic loss), or "skipped".
-        layer_route: Same choices, for the layer scale; "stream" for the layer scale
+        neuron_route: The neuron scale's `schema.Route`; CHAIN means rebuilt post
+            hoc from the chain factors of `RecordingPlan.chain_stream`.
+        layer_route: The layer scale's `schema.Route` (never STREAM)
             means the chain factors of `RecordingPlan.chain_stream`.
         reasons: Why a scale was skipped or routed as it was.
     """
@@ -122,8 +121,8 @@ class LayerPlan:
     name: str
     kind: str
     neurons: tuple
-    neuron_route: str
-    layer_route: str
+    neuron_route: Route
+    layer_route: Route
     reasons: tuple = ()
 
 
@@ -135,7 +134,7 @@ class RecordingPlan:
         quadratic: True for squared error (sufficient statistics exist).
         at_logits: Linearize the logits before a final softmax.
         layers: One `LayerPlan` per recorded layer, in model order.
-        network_route: "gram" or "skipped".
+        network_route: Route.GRAM or Route.SKIPPED.
         dense_chain: Names of the dense layers if the model is a chain of dense
             layers with elementwise ops between them (fast M propagation), else ().
         output_identity: Whether f = z_L (linear output or logits), so J_L = I.
@@ -151,7 +150,7 @@ class RecordingPlan:
     quadratic: bool
     at_logits: bool
     layers: tuple
-    network_route: str
+    network_route: Route
     dense_chain: tuple
     output_identity: bool
     identity_layer: str | None = None
@@ -342,21 +341,21 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
         values.update({f"gradient/{index}": gradient for index, gradient in enumerate(gradients)})
     per_example = {}
     quadratic = [layer.name for layer in plan.layers
-                 if layer.neuron_route in ("gram", "stream") or layer.layer_route == "gram"]
-    factored = [layer for layer in plan.layers if "factors" in (layer.neuron_route, layer.layer_route)]
-    if plan.network_route == "gram":
+                 if layer.neuron_route in (Route.GRAM, Route.STREAM) or layer.layer_route is Route.GRAM]
+    factored = [layer for layer in plan.layers if Route.FACTORS in (layer.neuron_route, layer.layer_route)]
+    if plan.network_route is Route.GRAM:
         quadratic = [layer.name for layer in network.weighted_layers(model)]
     if plan.quadratic:
         targets = tf.cast(tf.reshape(y, tf.shape(outputs)), outputs.dtype)
         residual = outputs - targets
         per_example["residual_sq"] = tf.reduce_sum(residual**2, axis=1)
-        if plan.network_route == "gram":
+        if plan.network_route is Route.GRAM:
             per_example["residual"] = residual
         if plan.chain_stream:
             _chain_factors(model, plan, capture, residual, per_example, values)
         if quadratic:
             identity_output = plan.identity_layer
-            on_chain = (bool(plan.dense_chain) and plan.network_route != "gram"
+            on_chain = (bool(plan.dense_chain) and plan.network_route is not Route.GRAM
                         and set(quadratic) <= set(plan.dense_chain))
             if on_chain:  # Observation 2: q and diag(JᵀJ) by explicit products, no tape
                 q_values, diagonals = _chain_backward(model, plan, capture, residual, quadratic)
@@ -366,11 +365,11 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
                     unconnected_gradients=tf.UnconnectedGradients.ZERO,
                 )
                 diagonals = {}
-            full_jtj = {layer.name for layer in plan.layers if layer.layer_route == "gram"}
+            full_jtj = {layer.name for layer in plan.layers if layer.layer_route is Route.GRAM}
             below_output = {name for name in quadratic if name in plan.dense_chain and name != identity_output
                             and (name in full_jtj or not on_chain)}
             jtj = {}
-            if plan.dense_chain and plan.output_identity and below_output and plan.network_route != "gram":
+            if plan.dense_chain and plan.output_identity and below_output and plan.network_route is not Route.GRAM:
                 jtj = _chain_jtj(model, plan, capture, below_output)
             for name, q in zip(quadratic, q_values):
                 per_example[f"{name}/inputs"] = _input_features(model, trace, name)
@@ -380,7 +379,7 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
                     per_example[f"{name}/jtj_diagonal"] = diagonals[name]
                 if name in jtj:
                     per_example[f"{name}/jtj"] = jtj[name]
-                elif name not in diagonals and (name != identity_output or plan.network_route == "gram"):
+                elif name not in diagonals and (name != identity_output or plan.network_route is Route.GRAM):
                     per_example[f"{name}/jacobian"] = tape.batch_jacobian(
                         outputs, trace.preactivations[name],
                         unconnected_gradients=tf.UnconnectedGradients.ZERO,
@@ -399,7 +398,7 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
             preactivation = subset.preactivations[layer.name]
-            if layer.layer_route != "factors":
+            if layer.layer_route is not Route.FACTORS:
                 jacobian = tf.gather(jacobian, list(layer.neurons), axis=-1)
                 preactivation = tf.gather(preactivation, list(layer.neurons), axis=-1)
             per_example[f"{layer.name}/jacobian"] = jacobian
@@ -428,7 +427,7 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
 
 
 def _neuron_gram_terms(plan: RecordingPlan, values: dict) -> None:
-    """Replaces per-example data of "gram" neuron routes by the round's unweighted sums.
+    """Replaces per-example data of GRAM neuron routes by the round's unweighted sums.
 
     For each recorded neuron α (see `keras_taylor.statistics`):
     Σ_b M_αα x̃x̃ᵀ, Σ_b (q_α − M_αα z_α) x̃ and Σ_b (‖r‖² − 2 z_α q_α + M_αα z_α²);
@@ -436,9 +435,9 @@ def _neuron_gram_terms(plan: RecordingPlan, values: dict) -> None:
     the step, so only these sums cross to the host.
     """
     for layer in plan.layers:
-        if layer.neuron_route == "stream":
+        if layer.neuron_route is Route.STREAM:
             _stream_curvature(plan, layer, values)
-        if layer.neuron_route != "gram":
+        if layer.neuron_route is not Route.GRAM:
             continue
         name, neurons = layer.name, list(layer.neurons)
         inputs = values[f"{name}/inputs"]
@@ -457,8 +456,8 @@ def _neuron_gram_terms(plan: RecordingPlan, values: dict) -> None:
         values[f"{name}/neuron_constant"] = tf.reduce_sum(
             values["residual_sq"][:, None] - 2 * z * q + curvature * z**2, axis=0
         )
-        layer_gram = layer.layer_route == "gram" and name != plan.identity_layer
-        if not layer_gram and plan.network_route != "gram":
+        layer_gram = layer.layer_route is Route.GRAM and name != plan.identity_layer
+        if not layer_gram and plan.network_route is not Route.GRAM:
             for key in ("inputs", "z", "q", "jtj", "jtj_diagonal", "jacobian"):
                 values.pop(f"{name}/{key}", None)
 
@@ -481,7 +480,7 @@ def _stream_curvature(plan: RecordingPlan, layer: LayerPlan, values: dict) -> No
         diagonal = _jtj_diagonal(values, name)
     values[f"{name}/curvature"] = diagonal
     values.pop(f"{name}/jtj_diagonal", None)
-    if layer.layer_route != "gram" and plan.network_route != "gram":
+    if layer.layer_route is not Route.GRAM and plan.network_route is not Route.GRAM:
         values.pop(f"{name}/jtj", None)
         values.pop(f"{name}/jacobian", None)
 

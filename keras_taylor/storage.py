@@ -21,10 +21,11 @@ import zipfile
 
 import numpy as np
 
+from keras_taylor import schema
+
 MANIFEST = "manifest.json"
 STREAMS = "streams"
 _CHUNK_GLOB = "chunk_*.npz"
-_FORMAT_VERSION = 1
 
 
 class RunExistsError(FileExistsError):
@@ -113,7 +114,7 @@ class RunWriter:
             self.manifest = load_run(self.logdir).manifest
             self.manifest.setdefault("sessions", []).append(manifest)
         else:
-            self.manifest = {"format_version": _FORMAT_VERSION, **manifest, "status": "running"}
+            self.manifest = {"format_version": schema.FORMAT_VERSION, **manifest, "status": "running"}
         self._buffers: dict[str, list[dict]] = {}
         self._buffered_rows: dict[str, int] = {}
         self._next_chunk = {
@@ -261,6 +262,7 @@ def load_run(logdir) -> Run:
 
     Raises:
         CorruptRunError: if the directory or its manifest is missing or unreadable.
+        schema.UnreadableFormatError: if it was written in a format this code cannot read.
     """
     logdir = pathlib.Path(logdir)
     path = logdir / MANIFEST
@@ -272,4 +274,5 @@ def load_run(logdir) -> Run:
         raise CorruptRunError(f"Manifest {path} is corrupt: {error}") from error
     if not isinstance(manifest, dict) or "format_version" not in manifest:
         raise CorruptRunError(f"Manifest {path} is not a keras_taylor manifest.")
+    schema.check_format(manifest, logdir)
     return Run(logdir, manifest)

@@ -10,6 +10,7 @@ import scipy.optimize
 
 import keras_taylor as kt
 from keras_taylor import analysis, schedules, storage
+from keras_taylor.analysis.affine_rounds import LinearRound, StackedRounds
 from keras_taylor.callbacks import TaylorRecorder
 
 from conftest import WeightLog as _WeightLog
@@ -158,7 +159,7 @@ def test_streamed_neuron_routes_equal_the_gram_route(mse_runs, run, layer, route
 @pytest.mark.parametrize("solver", ["explicit", "cg"])
 def test_streamed_layer_route_matches_an_explicit_design_matrix(mse_runs, layer, solver):
     directory, snapshots = mse_runs
-    assert kt.load_run(directory / "chain").manifest["layers"][layer]["layer"] == "stream"
+    assert kt.load_run(directory / "chain").manifest["layers"][layer]["layer"] == "chain"
     curve = analysis.regret_curve(directory / "chain", layer, rounds=[1, 3, 6], layer_solver=solver)
     for position, count in enumerate(curve.rounds):
         expected = _design_minimum(snapshots[:count], layer)
@@ -344,9 +345,9 @@ def test_stacked_neuron_rounds_match_the_per_round_loop(loss):
     for batch in (3, 5, 2, 6):  # unequal rounds: each keeps its own reduction
         targets = (rng.integers(0, outputs, batch) if "categorical" in loss.name
                    else rng.normal(size=(batch, outputs)))
-        rounds.append(analysis._LinearRound(rng.normal(size=(batch, outputs)), targets,  # pylint: disable=protected-access
+        rounds.append(LinearRound(rng.normal(size=(batch, outputs)), targets,
                                             rng.normal(size=size), design=rng.normal(size=(batch, outputs, size))))
-    stacked = analysis._StackedRounds.from_rounds(rounds, loss)  # pylint: disable=protected-access
+    stacked = StackedRounds.from_rounds(rounds, loss)
     for count in (1, 3, 4):
         v = rng.normal(size=size)
         value, gradient = stacked.prefix(count).value_and_gradient(v, loss)

@@ -86,7 +86,7 @@ def _write_run(directory, pool, rounds, dtype, skip_streams=()):
     manifest = {
         "kind": "taylor", "dtype": dtype,
         "loss": {"name": "mean_squared_error", "reduction": "sum_over_batch_size", "quadratic": True},
-        "layers": {name: {"neuron": "skipped", "layer": "stream" if name in HIDDEN else "gram", "neurons": [],
+        "layers": {name: {"neuron": "skipped", "layer": "chain" if name in HIDDEN else "gram", "neurons": [],
                           "reasons": [], "kind": "dense", "use_bias": USE_BIAS[name],
                           "jacobian_is_identity": name == "out"} for name in CHAIN},
         "layer_order": list(CHAIN), "network": {"route": "skipped"},

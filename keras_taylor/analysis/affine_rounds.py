@@ -1,0 +1,124 @@
+"""Rounds whose Taylor outputs are affine in the weights at one scale, for the non-quadratic losses."""
+
+import dataclasses
+
+import numpy as np
+
+from keras_taylor.losses import ConvexLoss, reduction_scale
+
+
+@dataclasses.dataclass(frozen=True)
+class LinearRound:
+    """One round's Taylor outputs as an affine map of the weights at one scale: T(v) = offset + map(v)."""
+
+    offset: np.ndarray  # [B, p_L]
+    targets: np.ndarray
+    weights: np.ndarray  # W^n at this scale, flattened
+    design: np.ndarray | None = None  # [B, p_L, P] (neuron scale)
+    features: np.ndarray | None = None  # [B, S, P] layer scale: x̃ or the patches with a 1
+    jacobian: np.ndarray | None = None  # [B, p_L, S, u] layer scale
+
+    def outputs(self, v: np.ndarray) -> np.ndarray:
+        if self.design is not None:
+            return self.offset + self.design @ v
+        preactivation = self.features @ v.reshape(self.features.shape[-1], -1)
+        return self.offset + np.einsum("bpsk,bsk->bp", self.jacobian, preactivation)
+
+    def pullback(self, output_gradient: np.ndarray) -> np.ndarray:
+        """∇_v of ⟨output_gradient, T(v)⟩."""
+        if self.design is not None:
+            return np.einsum("bp,bpq->q", output_gradient, self.design)
+        preactivation_gradient = np.einsum("bp,bpsk->bsk", output_gradient, self.jacobian)
+        return np.einsum("bsq,bsk->qk", self.features, preactivation_gradient).reshape(-1)
+
+
+@dataclasses.dataclass(frozen=True)
+class StackedRounds:
+    """Rounds whose Taylor outputs are affine in one neuron's weights, stacked over their examples.
+
+    One evaluation of Σ_n ℓ(T^n(v), y^n) is then one product with the stacked design
+    instead of a Python loop over rounds. Each example carries its round's reduction
+    scale (1/B_n for a mean over the batch, 1 for a sum), so rounds of unequal size
+    add up as the per-round losses do.
+    """
+
+    offset: np.ndarray  # [E, p_L]
+    design: np.ndarray  # [E, p_L, P]
+    targets: np.ndarray  # [E, ...]
+    example_weight: np.ndarray  # [E]
+    round_of_example: np.ndarray  # [E]
+    weights: np.ndarray  # [R, P] W^n of each round
+    ends: np.ndarray  # [R] examples up to and including each round
+
+    @classmethod
+    def from_rounds(cls, linear_rounds: list, loss: ConvexLoss) -> "StackedRounds":
+        sizes = np.array([len(r.offset) for r in linear_rounds], np.int64)
+        return cls(
+            offset=np.concatenate([r.offset for r in linear_rounds]),
+            design=np.concatenate([r.design for r in linear_rounds]),
+            targets=np.concatenate([np.asarray(r.targets) for r in linear_rounds]),
+            example_weight=np.concatenate([np.full(size, reduction_scale(size, loss.reduction)) for size in sizes]),
+            round_of_example=np.repeat(np.arange(len(sizes)), sizes),
+            weights=np.stack([r.weights for r in linear_rounds]), ends=np.cumsum(sizes),
+        )
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def prefix(self, rounds: int) -> "StackedRounds":
+        """The first `rounds` rounds (views, no copy)."""
+        end = int(self.ends[rounds - 1]) if rounds else 0
+        return StackedRounds(self.offset[:end], self.design[:end], self.targets[:end], self.example_weight[:end],
+                              self.round_of_example[:end], self.weights[:rounds], self.ends[:rounds])
+
+    def value_and_gradient(self, v: np.ndarray, loss: ConvexLoss) -> tuple[float, np.ndarray]:
+        design = self.design.reshape(-1, self.design.shape[-1])  # [E·p_L, P]: BLAS matrix-vector products
+        outputs = self.offset + (design @ v).reshape(self.offset.shape)
+        value = float(self.example_weight @ loss.per_example(outputs, self.targets))
+        output_gradient = self.example_weight[:, None] * loss.per_example_gradient(outputs, self.targets)
+        return value, output_gradient.reshape(-1) @ design
+
+    def incurred(self, loss: ConvexLoss) -> np.ndarray:
+        """ℓ^n(W^n) of each round: T^n(W^n) = f_{W^n}."""
+        outputs = self.offset + np.einsum("epq,eq->ep", self.design, self.weights[self.round_of_example])
+        per_example = self.example_weight * loss.per_example(outputs, self.targets)
+        return np.bincount(self.round_of_example, per_example, minlength=len(self))
+
+
+@dataclasses.dataclass(frozen=True)
+class RoundList:
+    """Rounds kept one by one (layer scale: each round's features and Jacobians), with the
+    interface of `StackedRounds`."""
+
+    rounds: list
+
+    def __len__(self) -> int:
+        return len(self.rounds)
+
+    @property
+    def weights(self) -> np.ndarray:
+        return np.stack([taylor_round.weights for taylor_round in self.rounds])
+
+    def prefix(self, rounds: int) -> "RoundList":
+        return RoundList(self.rounds[:rounds])
+
+    def value_and_gradient(self, v: np.ndarray, loss: ConvexLoss) -> tuple[float, np.ndarray]:
+        value, gradient = 0.0, np.zeros_like(v)
+        for taylor_round in self.rounds:
+            outputs = taylor_round.outputs(v)
+            value += loss(outputs, taylor_round.targets)
+            gradient += taylor_round.pullback(loss.gradient(outputs, taylor_round.targets))
+        return value, gradient
+
+    def incurred(self, loss: ConvexLoss) -> np.ndarray:
+        return np.array([loss(r.outputs(r.weights), r.targets) for r in self.rounds])
+
+
+def as_rounds(linear_rounds, loss: ConvexLoss):
+    """A list of `LinearRound`s as `StackedRounds` when every round has a design (neuron scale),
+    else as a `RoundList`; stacked or listed rounds pass through."""
+    if isinstance(linear_rounds, (StackedRounds, RoundList)):
+        return linear_rounds
+    if linear_rounds and all(r.design is not None for r in linear_rounds):
+        return StackedRounds.from_rounds(linear_rounds, loss)
+    return RoundList(list(linear_rounds))

@@ -1,0 +1,172 @@
+"""Layer-scale solvers on chain factors: the Gram formed explicitly, or matrix-free conjugate gradients."""
+
+import numpy as np
+import scipy.sparse
+import scipy.sparse.linalg
+
+from keras_taylor.analysis.chain_factors import BLOCK_ELEMENTS, ChainFactors, round_blocks
+from keras_taylor.analysis.quadratic import minimize_quadratic
+
+# Damping of the Kronecker preconditioner, relative to its largest eigenvalue.
+_KRONECKER_DAMPING = 1e-6
+
+
+def explicit_chain_minima(factors: ChainFactors, ends: np.ndarray) -> dict:
+    """Forms H, g, s segment by segment (H by one GEMM per block of rounds) and solves each exactly.
+
+    Per example H += κ (x̃x̃ᵀ) ⊗ M, so a block's H is ((κ x̃x̃ᵀ) flattened `[n, P²]`)ᵀ @ (M
+    flattened `[n, u²]`), whose `[P, P, u, u]` layout is transposed to v's `[P, u, P, u]`
+    once per grid point.
+    """
+    size, units = factors.size, factors.units
+    gram, linear, constant = np.zeros((size * size, units * units)), np.zeros((size, units)), 0.0
+    rounds_per_block = max(1, BLOCK_ELEMENTS // (factors.batch * (size * size + 2 * units * units)))
+    results = {key: np.zeros(len(ends)) for key in ("minimum", "rank", "condition", "gradient_norm",
+                                                    "range_residual", "ill_conditioned")}
+    start = 0
+    for position, end in enumerate(ends):
+        for part in round_blocks(start, end, rounds_per_block):
+            features, jtj = factors.features(part), factors.jtj(part)
+            weighted = factors.weight[part][..., None] * features
+            z, q = factors.z[part].astype(np.float64), factors.q(part)
+            gram += (weighted[..., :, None] * features[..., None, :]).reshape(-1, size * size).T @ jtj.reshape(
+                -1, units * units)
+            curvature_z = (jtj @ z[..., None])[..., 0]
+            linear += weighted.reshape(-1, size).T @ (q - curvature_z).reshape(-1, units)
+            constant += np.sum(factors.weight[part] * (factors.residual_sq[part] - 2 * np.sum(z * q, axis=2)
+                                                       + np.sum(z * curvature_z, axis=2)))
+        start = end
+        hessian = gram.reshape(size, size, units, units).transpose(0, 2, 1, 3).reshape(size * units, -1)
+        minimum, _, info = minimize_quadratic(hessian[None], linear.reshape(1, -1), np.array([constant]))
+        results["minimum"][position] = minimum[0]
+        for key in info:
+            results[key][position] = info[key][0]
+    results["converged"] = (results["gradient_norm"] < 1e-6) & (results["range_residual"] < 1e-6)
+    results["iterations"] = np.zeros(len(ends), np.int64)
+    return results
+
+
+class _PrefixGram:
+    """H of the rounds [0, `rounds`) as a matrix-free operator on the columns of x̃ that are not always zero.
+
+    Hv = Σ_e κ_e x̃_e ⊗ (M_e Vᵀx̃_e): X̃V is formed once over the distinct inputs, its rows
+    gathered by id, M_e applied along the chain, and the κ-weighted results summed per
+    distinct input (a sparse matrix product) before one GEMM with X̃ᵀ.
+
+    Attributes:
+        columns: `[P']` the columns of x̃ that are non-zero in some example of the prefix.
+        table: `[D, P']` the distinct x̃ restricted to `columns`.
+        input_weight: `[D]` Σκ of each distinct input.
+    """
+
+    def __init__(self, factors: ChainFactors, rounds: int):
+        self.factors = factors
+        valid = factors.valid[:rounds]
+        widest = max([factors.units] + [multiplier.shape[2] for multiplier in factors.multipliers])
+        self.blocks = list(round_blocks(0, rounds, max(1, BLOCK_ELEMENTS // (4 * factors.batch * widest))))
+        if factors.input_table is not None:
+            distinct, local = np.unique(factors.input_id[:rounds][valid], return_inverse=True)
+            table = factors.input_table[distinct].astype(np.float64)
+        else:  # inputs of a hidden layer change every round: each example is its own row
+            table = np.concatenate([factors.features(part)[factors.valid[part]] for part in self.blocks])
+            local = np.arange(len(table))
+        self.local_id = np.zeros(valid.shape, np.int64)
+        self.local_id[valid] = local
+        self.columns = np.flatnonzero(np.any(table != 0, axis=0))
+        self.table = np.ascontiguousarray(table[:, self.columns])
+        self.input_weight = np.bincount(local, factors.weight[:rounds][valid], minlength=len(table))
+        self.aggregators = []
+        for part in self.blocks:
+            rows = factors.valid[part].reshape(-1)
+            self.aggregators.append(scipy.sparse.csr_matrix(
+                (factors.weight[part].reshape(-1)[rows], (self.local_id[part].reshape(-1)[rows], np.flatnonzero(rows))),
+                shape=(len(table), rows.size),
+            ))
+        self.shape = (len(self.columns) * factors.units,) * 2
+
+    def matvec(self, vector: np.ndarray) -> np.ndarray:
+        units = self.factors.units
+        projected = self.table @ vector.reshape(len(self.columns), units)
+        pulled = np.zeros_like(projected)
+        for part, aggregator in zip(self.blocks, self.aggregators):
+            curvature = self.factors.apply_jtj(part, projected[self.local_id[part]])
+            pulled += aggregator @ curvature.reshape(-1, units)
+        return (self.table.T @ pulled).reshape(-1)
+
+    def kronecker_inverse(self, mean_jtj: np.ndarray):
+        """The inverse of (Σκ x̃x̃ᵀ) ⊗ (Σκ M)/(Σκ), damped relative to its largest eigenvalue.
+
+        Pixels that are zero in every image are not among `columns`; the damping keeps
+        inputs that are almost always zero and units that are almost always off invertible.
+        """
+        input_values, input_vectors = np.linalg.eigh(self.table.T @ (self.input_weight[:, None] * self.table))
+        unit_values, unit_vectors = np.linalg.eigh(mean_jtj)
+        spectrum = np.outer(np.maximum(input_values, 0), np.maximum(unit_values, 0))
+        spectrum += _KRONECKER_DAMPING * max(spectrum.max(), np.finfo(float).tiny)
+        units = self.factors.units
+
+        def solve(vector):
+            rotated = input_vectors.T @ vector.reshape(len(self.columns), units) @ unit_vectors
+            return (input_vectors @ (rotated / spectrum) @ unit_vectors.T).reshape(-1)
+
+        return scipy.sparse.linalg.LinearOperator(self.shape, matvec=solve, dtype=np.float64)
+
+
+def cg_chain_minima(factors: ChainFactors, ends: np.ndarray, rtol: float, maxiter: int) -> dict:
+    """Solves each grid point's Hv = −g by preconditioned conjugate gradients, warm-started.
+
+    g, s and Σκ M are summed segment by segment (M_e formed a block at a time and
+    dropped); H is never formed (`_PrefixGram`). The value reported is f(v) = vᵀHv + 2gᵀv + s
+    = vᵀ(Hv + g) + gᵀv + s at the returned v, an upper bound of the minimum that meets it
+    as the relative residual ‖Hv + g‖/‖g‖ goes to 0.
+    """
+    size, units = factors.size, factors.units
+    linear, constant, jtj_sum, weight_sum = np.zeros((size, units)), 0.0, np.zeros((units, units)), 0.0
+    solution = np.zeros((size, units))
+    rounds_per_block = max(1, BLOCK_ELEMENTS // (factors.batch * (size + 2 * units * units)))
+    results = {key: np.zeros(len(ends)) for key in ("minimum", "gradient_norm", "iterations")}
+    results["converged"] = np.zeros(len(ends), bool)
+    start = 0
+    for position, end in enumerate(ends):
+        for part in round_blocks(start, end, rounds_per_block):
+            weight, features, jtj = factors.weight[part], factors.features(part), factors.jtj(part)
+            z, q = factors.z[part].astype(np.float64), factors.q(part)
+            curvature_z = (jtj @ z[..., None])[..., 0]
+            linear += (weight[..., None] * features).reshape(-1, size).T @ (q - curvature_z).reshape(-1, units)
+            constant += np.sum(weight * (factors.residual_sq[part] - 2 * np.sum(z * q, axis=2)
+                                         + np.sum(z * curvature_z, axis=2)))
+            jtj_sum += np.einsum("rb,rbkl->kl", weight, jtj)
+            weight_sum += np.sum(weight)
+        start = end
+        gradient_scale = np.linalg.norm(linear)
+        if gradient_scale == 0:  # no examples yet, or g = 0: v = 0 is a minimizer
+            solution[:] = 0.0
+            results["minimum"][position], results["converged"][position] = constant, True
+            continue
+        gram = _PrefixGram(factors, end)
+        operator = scipy.sparse.linalg.LinearOperator(gram.shape, matvec=gram.matvec, dtype=np.float64)
+        preconditioner = gram.kronecker_inverse(jtj_sum / weight_sum)
+        target = -linear[gram.columns].reshape(-1)
+        iterate, iterations = solution[gram.columns].reshape(-1), 0
+
+        def count(_):
+            nonlocal iterations
+            iterations += 1
+
+        while True:  # restarted (residual recomputed) should CG's recursive residual drift below the true one
+            before = iterations
+            iterate, _ = scipy.sparse.linalg.cg(operator, target, x0=iterate, rtol=rtol, atol=0.0,
+                                                maxiter=maxiter - iterations, M=preconditioner, callback=count)
+            residual = gram.matvec(iterate) - target  # Hv + g
+            relative = np.linalg.norm(residual) / gradient_scale
+            if relative <= rtol or iterations >= maxiter or iterations == before:
+                break
+        solution[:] = 0.0
+        solution[gram.columns] = iterate.reshape(-1, units)
+        results["minimum"][position] = iterate @ residual - target @ iterate + constant
+        results["gradient_norm"][position] = relative
+        results["iterations"][position] = iterations
+        results["converged"][position] = relative <= rtol
+        del gram, operator, preconditioner  # the next prefix's operator replaces this one's input table
+    results["iterations"] = results["iterations"].astype(np.int64)
+    return results

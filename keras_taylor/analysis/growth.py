@@ -1,0 +1,48 @@
+"""The growth exponent of Regret(N) ≈ c·N^a."""
+
+import numpy as np
+import scipy.stats
+
+from keras_taylor.analysis.results import GrowthFit
+
+
+def fit_growth(curve, *, fraction: float = 0.5, confidence: float = 0.95) -> GrowthFit:
+    """Fits Regret(N) ≈ c·N^a over the later `fraction` of the grid (log-log least squares).
+
+    Zero and negative regret are reported, never clipped: regret that is zero on the
+    whole fitted range (a dead neuron) gives status "zero regret"; regret that is
+    negative throughout is fitted as −c·N^a with sign −1; regret that changes sign
+    (or is zero somewhere) on the range gives status "sign changes" and no exponent.
+
+    Args:
+        curve: A `RegretCurve` (or anything with `rounds` and `regret` `[K]`).
+        fraction: The share of the grid, from its end, that the fit uses.
+        confidence: Level of the exponent's t-interval.
+
+    Returns:
+        The `GrowthFit`.
+    """
+    rounds, regret = np.asarray(curve.rounds, np.float64), np.asarray(curve.regret, np.float64)
+    keep = np.arange(len(rounds)) >= int(np.floor(len(rounds) * (1 - fraction)))
+    rounds, regret = rounds[keep], regret[keep]
+    nan = (float("nan"), float("nan"))
+
+    def no_fit(status: str, sign: int = 0) -> GrowthFit:
+        return GrowthFit(float("nan"), nan, confidence, sign, rounds.astype(np.int64), status)
+
+    if len(rounds) < 3:
+        return no_fit("too few points")
+    if not np.all(np.isfinite(regret)):
+        return no_fit("non-finite regret")
+    if np.all(regret == 0):
+        return no_fit("zero regret")
+    sign = int(np.sign(regret[-1]))
+    if not np.all(np.sign(regret) == sign):
+        return no_fit("sign changes", sign)
+    fit = scipy.stats.linregress(np.log(rounds), np.log(sign * regret))
+    half_width = scipy.stats.t.ppf(0.5 + confidence / 2, len(rounds) - 2) * fit.stderr
+    return GrowthFit(float(fit.slope), (float(fit.slope - half_width), float(fit.slope + half_width)),
+                     confidence, sign, rounds.astype(np.int64), "ok")
+
+
+# ------------------------------------------------------- cross-entropy (factored)
