@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_taylor import schema, storage
+from keras_taylor import chain_rule, schema, storage
 from keras_taylor.analysis.results import MissingStatisticsError
 
 # Float64 elements of the largest temporary of one block of rounds (16 MiB).
@@ -83,36 +83,19 @@ class ChainFactors:
         return multipliers, kernels
 
     def apply_jtj(self, part: slice, vectors: np.ndarray) -> np.ndarray:
-        """`[r, B, u]` M_e y_e = J_eᵀJ_e y_e of `vectors` y `[r, B, u]`, without forming M_e.
-
-        Up the chain (S_j, then W_kᵀ and S_k), through K, and back down (S_k, W_k).
-        """
+        """`[r, B, u]` M_e y_e = J_eᵀJ_e y_e of `vectors` y `[r, B, u]`, without forming M_e."""
         multipliers, kernels = self._chain(part)
-        product = multipliers[0] * vectors
-        for kernel, multiplier in zip(kernels, multipliers[1:]):
-            product = multiplier * (product @ kernel)
-        product = multipliers[-1] * (product @ self.output_gram[part].astype(np.float64))
-        for kernel, multiplier in zip(reversed(kernels), reversed(multipliers[:-1])):
-            product = multiplier * (product @ kernel.transpose(0, 2, 1))
-        return product
+        return chain_rule.apply_chain_jtj(multipliers, kernels, self.output_gram[part].astype(np.float64), vectors)
 
     def jtj(self, part: slice) -> np.ndarray:
-        """`[r, B, u, u]` M_e, from M_{m−1} = S K S down by M_k = S_k W_{k+1} M_{k+1} W_{k+1}ᵀ S_k."""
+        """`[r, B, u, u]` M_e of the rows of the rounds `part`."""
         multipliers, kernels = self._chain(part)
-        top = multipliers[-1]
-        jtj = top[..., :, None] * self.output_gram[part, None].astype(np.float64) * top[..., None, :]
-        for kernel, multiplier in zip(reversed(kernels), reversed(multipliers[:-1])):
-            jtj = kernel[:, None] @ jtj @ kernel.transpose(0, 2, 1)[:, None]
-            jtj = multiplier[..., :, None] * jtj * multiplier[..., None, :]
-        return jtj
+        return chain_rule.chain_jtj(multipliers, kernels, self.output_gram[part].astype(np.float64))
 
     def q(self, part: slice) -> np.ndarray:
-        """`[r, B, u]` q = Jᵀr of the layer, from q_k = s_k ⊙ (W_{k+1} q_{k+1})."""
+        """`[r, B, u]` q = Jᵀr of the layer."""
         multipliers, kernels = self._chain(part)
-        q = self.q_top[part].astype(np.float64)
-        for kernel, multiplier in zip(reversed(kernels), reversed(multipliers[:-1])):
-            q = multiplier * (q @ kernel.transpose(0, 2, 1))
-        return q
+        return chain_rule.chain_q(self.q_top[part].astype(np.float64), multipliers, kernels)
 
 
 def round_blocks(start: int, stop: int, rounds_per_block: int):
