@@ -31,8 +31,9 @@ _SUBMODULES = (
     "models",
     "optimizers",
     "plotting",
+    "quadratic_terms",
     "schedules",
-    "statistics",
+    "schema",
     "storage",
 )
 

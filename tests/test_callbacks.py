@@ -13,7 +13,7 @@ import keras_taylor as kt
 from keras_taylor import schedules, storage
 from keras_taylor.callbacks import ActivationRecorder, TaylorRecorder
 from keras_taylor.errors import UnsupportedLayerError
-from keras_taylor.statistics import QuadraticSums
+from keras_taylor.quadratic_terms import QuadraticSums
 
 from conftest import WeightLog as _WeightLog
 from conftest import assert_close
@@ -405,7 +405,7 @@ def test_streamed_chain_factors_rebuild_the_layer_grams(tmp_path, rng, float64):
             q["first"] = s_first * (second_kernel @ q["second"])
             inputs = first_inputs[example] if below is None else np.append(
                 rows[f"{below}/s"][example] * rows[f"{below}/z"][example], 1.0)
-            terms = kt.statistics.layer_terms(inputs[None], rows[f"{name}/z"][example][None], q[name][None],
+            terms = kt.quadratic_terms.layer_terms(inputs[None], rows[f"{name}/z"][example][None], q[name][None],
                                               rows["residual_sq"][example:example + 1], jtj[name][None],
                                               rows["weight"][example])
             for total, term in zip(totals, terms):

@@ -8,7 +8,7 @@ so that every J_l is a product of masked weights that the reference forms explic
 import numpy as np
 import pytest
 
-from keras_taylor import analysis, statistics, storage
+from keras_taylor import analysis, quadratic_terms, storage
 
 from conftest import assert_at_most, assert_close
 
@@ -127,7 +127,7 @@ def _reference_minima(rounds, layer):
     """`[R]` min_V Σ_{n≤N} 𝒯^n(V) for N = 1..R, by numpy.linalg.lstsq on the explicit design.
 
     𝒯^n(V) = Σ_e κ‖r_e + J_e(Vᵀx̃_e − z_e)‖², so example e contributes the rows √κ (J_e ⊗ x̃_eᵀ).
-    The same sums through `statistics.layer_terms` must give that value at the lstsq minimizer.
+    The same sums through `quadratic_terms.layer_terms` must give that value at the lstsq minimizer.
     """
     designs, targets, terms, minima = [], [], [], []
     for taylor_round in rounds:
@@ -138,7 +138,7 @@ def _reference_minima(rounds, layer):
             design = np.einsum("bpk,bi->bpik", jacobian, features)
             designs.append(root * design.reshape(-1, features.shape[1] * z.shape[1]))
             targets.append(-root * (taylor_round["residual"] - np.einsum("bpk,bk->bp", jacobian, z)).reshape(-1))
-            terms.append(statistics.layer_terms(
+            terms.append(quadratic_terms.layer_terms(
                 features, z, np.einsum("bpk,bp->bk", jacobian, taylor_round["residual"]),
                 np.sum(taylor_round["residual"] ** 2, axis=1), np.einsum("bpk,bpl->bkl", jacobian, jacobian),
                 taylor_round["kappa"]))

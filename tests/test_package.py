@@ -14,7 +14,7 @@ def test_every_public_name_resolves():
 def test_analysis_side_imports_without_tensorflow():
     script = (
         "import sys\n"
-        "import keras_taylor.storage, keras_taylor.statistics, keras_taylor.taylor, keras_taylor.schedules\n"
+        "import keras_taylor.storage, keras_taylor.quadratic_terms, keras_taylor.taylor, keras_taylor.schedules\n"
         "import keras_taylor.analysis, keras_taylor.exploration, keras_taylor.plotting, keras_taylor.report\n"
         "import keras_taylor.data, keras_taylor.experiments\n"
         "keras_taylor.load_run\n"

@@ -28,12 +28,13 @@ import dataclasses
 
 import numpy as np
 
+from keras_taylor.losses import reduction_scale
+
 
 def reduction_weight(batch_size: int, num_outputs: int, reduction: str) -> float:
-    """κ: the weight of one example's squared residual in Keras's mean squared error."""
-    if reduction == "sum":
-        return 1.0 / num_outputs
-    return 1.0 / (batch_size * num_outputs)
+    """κ: the weight of one example's squared residual in Keras's mean squared error (the loss's
+    reduction scale, `losses.reduction_scale`, over the outputs' mean)."""
+    return reduction_scale(batch_size, reduction) / num_outputs
 
 
 @dataclasses.dataclass
