@@ -21,6 +21,8 @@ from keras_taylor.data import Dataset, load_dataset, load_embedded_mnist
 # Label counts of the first 10,000 MNIST training images.
 FIRST_10K_LABEL_COUNTS = [1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978]
 SHARED_DATA = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"
+# CIFAR-10's class names in the standard label order.
+CIFAR10_CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
 # ---------------------------------------------------------------------------
@@ -34,9 +36,16 @@ def _write_idx(path, array, compress: bool = True):
         handle.write(header + array.astype(np.uint8).tobytes())
 
 
+# The standard file names, as `load_dataset` documents them.
+IDX_FILE_NAMES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
 def _write_idx_split(directory, rng, split="train", count=7, image_shape=(28, 28), compress=True):
     """Writes one split's IDX pair; returns `(images, labels)`."""
-    images_name, labels_name = kt_data._IDX_FILES[split]
+    images_name, labels_name = IDX_FILE_NAMES[split]
     if not compress:
         images_name, labels_name = images_name[:-3], labels_name[:-3]
     images = rng.integers(0, 256, size=(count, *image_shape))
@@ -584,7 +593,7 @@ def test_real_cifar10_from_the_archive(tmp_path):
     train = load_dataset("cifar10", "train", data_dir=archive, cache_dir=tmp_path)
     test = load_dataset("cifar10", "test", data_dir=archive, cache_dir=tmp_path)
     assert train.images.shape == (50_000, 32, 32, 3) and test.images.shape == (10_000, 32, 32, 3)
-    assert train.class_names == kt_data._SPECS["cifar10"].class_names  # Alphabetical = standard order.
+    assert train.class_names == CIFAR10_CLASS_NAMES  # Alphabetical = standard order.
     np.testing.assert_array_equal(np.bincount(train.labels), np.full(10, 5000))
     np.testing.assert_array_equal(np.bincount(test.labels), np.full(10, 1000))
     # Published CIFAR-10 training means; the JPEG copy matches them to about 4 decimals.
