@@ -7,10 +7,11 @@ also holds a fingerprint of what it was decoded from, and is used only while tha
 import hashlib
 import os
 import pathlib
-import uuid
 import zipfile
 
 import numpy as np
+
+from keras_taylor import storage
 
 
 def fingerprint(
@@ -66,15 +67,10 @@ def write_cached_arrays(
         source_fingerprint: `fingerprint` of the files they were decoded from.
 
     Raises:
-        OSError: if writing fails (e.g. a full disk); nothing is left under `npz_path`.
+        keras_taylor.storage.RunStorageError: (an OSError) if writing fails, e.g. a full disk;
+            nothing is left under `npz_path`.
     """
     npz_path.parent.mkdir(parents=True, exist_ok=True)
-    staging = npz_path.with_name(f".{npz_path.name}-{uuid.uuid4().hex}")
-    try:
-        with open(staging, "xb") as stream:
-            # Uncompressed: CIFAR-10 loads in about a second.
-            np.savez(stream, images=images, labels=labels, fingerprint=np.array(source_fingerprint))
-        os.replace(staging, npz_path)
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
+    arrays = {"images": images, "labels": labels, "fingerprint": np.array(source_fingerprint)}
+    # Uncompressed: CIFAR-10 loads in about a second.
+    storage.atomic_write(npz_path, lambda handle: np.savez(handle, **arrays))
