@@ -114,6 +114,16 @@ class NeuronRegretBand:
     curves: tuple
 
     @property
+    def average_loss(self) -> np.ndarray:
+        """`[K]` running average training loss (1/N) Σ_{n≤N} ℓ^n(W^n) (shared by all neurons)."""
+        return self.cumulative_loss / self.rounds
+
+    @property
+    def taylor_optimum(self) -> np.ndarray:
+        """`[U, K]` per-neuron hindsight Taylor optimum (1/N) min_V Σ_{n≤N} 𝒯^n(V)."""
+        return self.cumulative_taylor_optimum / self.rounds
+
+    @property
     def normalized_regret(self) -> np.ndarray:
         """`[U, K]` Regret(N)/√N per neuron."""
         return self.regret / np.sqrt(self.rounds)

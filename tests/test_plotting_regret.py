@@ -177,8 +177,8 @@ def test_plot_optimizer_loss_gap_pairs_solid_loss_with_dashed_optimum_per_optimi
     sgd_loss, sgd_optimum, adam_loss, adam_loss_band, adam_optimum, adam_optimum_band = (
         plotting.plot_optimizer_loss_gap(ax, runs)
     )
-    assert_line(sgd_loss, rounds, runs["sgd"].average_loss)
-    assert_line(sgd_optimum, rounds, runs["sgd"].taylor_optimum)
+    assert_line(sgd_loss, rounds, runs["sgd"].cumulative_loss / rounds)
+    assert_line(sgd_optimum, rounds, runs["sgd"].cumulative_taylor_optimum / rounds)
     losses = np.stack([seed.cumulative_loss / rounds for seed in seeds])
     optima = np.stack([seed.cumulative_taylor_optimum / rounds for seed in seeds])
     assert_mean_and_band(adam_loss, adam_loss_band, rounds, losses)
@@ -188,3 +188,12 @@ def test_plot_optimizer_loss_gap_pairs_solid_loss_with_dashed_optimum_per_optimi
         assert same_color(loss.get_color(), plotting.OPTIMIZER_COLORS[name])
         assert same_color(optimum.get_color(), plotting.OPTIMIZER_COLORS[name])
     assert len(legend_texts(ax)) == 4
+
+
+def test_plot_optimizer_loss_gap_shades_a_bands_neuron_optima_around_its_single_loss(rng):
+    rounds = random_rounds(rng)
+    band = random_band(rng, rounds, units=6)
+    loss_line, optimum_line, optimum_band = plotting.plot_optimizer_loss_gap(new_axes(), {"rmsprop": band})
+    assert_line(loss_line, rounds, band.cumulative_loss / rounds)  # one learner: one row, no band
+    assert_mean_and_band(optimum_line, optimum_band, rounds, band.cumulative_taylor_optimum / rounds)
+    assert optimum_line.get_linestyle() == "--"

@@ -131,10 +131,8 @@ def plot_loss_vs_taylor_optimum(
     """
     if label is None:
         label = curve.layer if curve.layer is not None else "network"
-    (loss_line,) = ax.plot(
-        curve.rounds, curve.cumulative_loss / curve.rounds, color=color, label=f"{label}: average loss"
-    )
-    optimum_rows = np.atleast_2d(curve.cumulative_taylor_optimum / curve.rounds)
+    (loss_line,) = ax.plot(curve.rounds, curve.average_loss, color=color, label=f"{label}: average loss")
+    optimum_rows = np.atleast_2d(curve.taylor_optimum)
     optimum_artists = mean_and_band(
         ax,
         curve.rounds,
@@ -223,12 +221,8 @@ def plot_optimizer_loss_gap(
     artists = []
     for optimizer, runs in curves_by_optimizer.items():
         color = optimizer_color(optimizer)
-        rounds, loss_rows = _regret_rows(
-            optimizer, runs, lambda entry: np.atleast_2d(entry.cumulative_loss / entry.rounds)
-        )
-        _, optimum_rows = _regret_rows(
-            optimizer, runs, lambda entry: np.atleast_2d(entry.cumulative_taylor_optimum / entry.rounds)
-        )
+        rounds, loss_rows = _regret_rows(optimizer, runs, lambda entry: np.atleast_2d(entry.average_loss))
+        _, optimum_rows = _regret_rows(optimizer, runs, lambda entry: np.atleast_2d(entry.taylor_optimum))
         artists += mean_and_band(ax, rounds, loss_rows, color=color, label=f"{optimizer}: average loss")
         artists += mean_and_band(
             ax, rounds, optimum_rows, color=color, label=f"{optimizer}: Taylor optimum", linestyle="--"
