@@ -151,7 +151,7 @@ class NeuronRegretBand:
 
 @dataclasses.dataclass(frozen=True)
 class GrowthFit:
-    """Regret(N) ≈ c·N^exponent fitted over the later half of the grid.
+    """Regret(N) ≈ coefficient·N^exponent fitted over the later half of the grid.
 
     Attributes:
         exponent: The fitted growth exponent (NaN when no fit is possible; see `status`).
@@ -160,6 +160,9 @@ class GrowthFit:
         sign: +1 if the fitted regret is positive, -1 if negative, 0 if it is zero.
         rounds_used: `[K']` the grid points the fit used.
         status: "ok", or why no exponent was fitted ("zero regret", "sign changes", "too few points").
+        coefficient: The fit's signed constant, Regret(N) ≈ coefficient·N^exponent: `sign` times exp
+            of the log-log intercept, i.e. log|coefficient| = mean over `rounds_used` of
+            log|Regret(N)| − exponent·log N. NaN when no exponent was fitted.
     """
 
     exponent: float
@@ -168,6 +171,7 @@ class GrowthFit:
     sign: int
     rounds_used: np.ndarray
     status: str
+    coefficient: float
 
 
 class MissingStatisticsError(ValueError):
@@ -1181,7 +1185,7 @@ def fit_growth(curve, *, fraction: float = 0.5, confidence: float = 0.95) -> Gro
         confidence: Level of the exponent's t-interval.
 
     Returns:
-        The `GrowthFit`.
+        The `GrowthFit`: the exponent a with its interval, and the signed coefficient c.
     """
     rounds, regret = np.asarray(curve.rounds, np.float64), np.asarray(curve.regret, np.float64)
     keep = np.arange(len(rounds)) >= int(np.floor(len(rounds) * (1 - fraction)))
@@ -1189,7 +1193,7 @@ def fit_growth(curve, *, fraction: float = 0.5, confidence: float = 0.95) -> Gro
     nan = (float("nan"), float("nan"))
 
     def no_fit(status: str, sign: int = 0) -> GrowthFit:
-        return GrowthFit(float("nan"), nan, confidence, sign, rounds.astype(np.int64), status)
+        return GrowthFit(float("nan"), nan, confidence, sign, rounds.astype(np.int64), status, float("nan"))
 
     if len(rounds) < 3:
         return no_fit("too few points")
@@ -1203,7 +1207,7 @@ def fit_growth(curve, *, fraction: float = 0.5, confidence: float = 0.95) -> Gro
     fit = scipy.stats.linregress(np.log(rounds), np.log(sign * regret))
     half_width = scipy.stats.t.ppf(0.5 + confidence / 2, len(rounds) - 2) * fit.stderr
     return GrowthFit(float(fit.slope), (float(fit.slope - half_width), float(fit.slope + half_width)),
-                     confidence, sign, rounds.astype(np.int64), "ok")
+                     confidence, sign, rounds.astype(np.int64), "ok", float(sign * np.exp(fit.intercept)))
 
 
 # ------------------------------------------------------- cross-entropy (factored)

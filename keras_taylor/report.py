@@ -8,11 +8,12 @@ Reads the `analysis.json` of every run under a task directory (written by
 
 import json
 import pathlib
+import types
 
 import numpy as np
 
 from keras_taylor import plotting
-from keras_taylor.analysis import GrowthFit, NeuronRegretBand, RegretCurve, SolverDiagnostics
+from keras_taylor.analysis import GrowthFit, NeuronRegretBand, RegretCurve, SolverDiagnostics, fit_growth
 
 _OPTIMIZER_ORDER = ("sgd", "momentum", "rmsprop", "adam", "signsgd")
 TOP_NEURONS = 40  # the paper: Adam's top ~40 neurons explore like RMSProp's
@@ -68,9 +69,37 @@ def band_from_json(record: dict, layer: str) -> NeuronRegretBand:
     return NeuronRegretBand(layer, np.asarray(record["neurons"]), rounds, loss, optimum, regret, curves)
 
 
-def fit_from_json(record: dict) -> GrowthFit:
+def fit_from_json(record: dict, curve: RegretCurve | None = None) -> GrowthFit:
+    """The `GrowthFit` an analysis.json "fit" entry describes.
+
+    An analysis.json written before the coefficient was stored has no "coefficient" in its
+    fits. An "ok" fit's coefficient is then recomputed from `curve` by `fit_growth` over
+    exactly the rounds the fit used (the same points and least squares, so the same value);
+    without `curve` it is NaN, as it is for a fit whose status is not "ok".
+
+    Args:
+        record: The entry's "fit" dict.
+        curve: The curve that was fitted (`curve_from_json` of the same entry); needed only for
+            files without coefficients.
+
+    Returns:
+        The fit, its stored exponent, interval and status unchanged.
+
+    Raises:
+        ValueError: If the coefficient must be recomputed and `curve` lacks a round the fit used.
+    """
+    rounds_used = np.asarray(record["rounds_used"])
+    coefficient = record.get("coefficient")
+    if coefficient is None:
+        coefficient = np.nan
+        if record["status"] == "ok" and curve is not None:
+            on_curve = np.isin(curve.rounds, rounds_used)
+            if np.count_nonzero(on_curve) != len(np.unique(rounds_used)):
+                raise ValueError("The fit used rounds that are not on the curve's grid: is it the fit of this curve?")
+            used = types.SimpleNamespace(rounds=curve.rounds[on_curve], regret=curve.regret[on_curve])
+            coefficient = fit_growth(used, fraction=1.0, confidence=record["confidence"]).coefficient
     return GrowthFit(np.nan if record["exponent"] is None else record["exponent"], tuple(record["interval"]),
-                     record["confidence"], record["sign"], np.asarray(record["rounds_used"]), record["status"])
+                     record["confidence"], record["sign"], rounds_used, record["status"], float(coefficient))
 
 
 def _layers(analyses: dict) -> list[str]:

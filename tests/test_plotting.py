@@ -64,7 +64,7 @@ def _draw_each(rng):
             ax, {"sgd": band}, title=title
         ),
         "growth_fit": lambda ax, title: plotting.plot_growth_fit(
-            ax, curve, GrowthFit(0.5, (0.4, 0.6), 0.9, 1, rounds[6:], "too few points"), title=title
+            ax, curve, GrowthFit(0.5, (0.4, 0.6), 0.9, 1, rounds[6:], "too few points", np.nan), title=title
         ),
         "min_hamming": lambda ax, title: plotting.plot_min_hamming(ax, {"sgd": (x, x / 10)}, title=title),
         "switches": lambda ax, title: plotting.plot_switches(ax, {"sgd": x / 10}, title=title),

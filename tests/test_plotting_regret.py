@@ -1,11 +1,13 @@
 """Figs. 3–4: the regret drawn equals the regret given, negative values included."""
 
+import dataclasses
+
 import matplotlib.colors
 import numpy as np
 import pytest
 
 from keras_taylor import plotting
-from keras_taylor.analysis import GrowthFit, RegretCurve
+from keras_taylor.analysis import GrowthFit, RegretCurve, fit_growth
 
 from plotting_helpers import (
     assert_line,
@@ -91,32 +93,61 @@ def test_plot_loss_vs_taylor_optimum_for_a_band_shades_the_neurons_optima(rng):
     assert same_color(loss_line.get_color(), optimum_line.get_color())
 
 
+def _power_law_curve(rng, rounds, coefficient: float, exponent: float) -> RegretCurve:
+    """A network-scale curve whose regret is coefficient·N^exponent times 5% log-normal noise."""
+    regret = coefficient * rounds**exponent * np.exp(rng.normal(0.0, 0.05, rounds.size))
+    return RegretCurve(
+        "network", None, None, rounds, rounds * 1.0, rounds - regret, regret, exact_diagnostics(rounds.size)
+    )
+
+
 def test_plot_growth_fit_overlays_the_power_law_refitted_by_least_squares(rng):
     ax = new_axes()
     rounds = random_rounds(rng, points=16)
-    exponent = 0.6
-    regret = -1.7 * rounds**exponent * np.exp(rng.normal(0.0, 0.05, rounds.size))
-    curve = RegretCurve(
-        "network", None, None, rounds, rounds * 1.0, rounds - regret, regret, exact_diagnostics(rounds.size)
-    )
+    curve = _power_law_curve(rng, rounds, -1.7, 0.6)
+    fit = fit_growth(curve)
     used = rounds[rounds.size // 2:]
-    fit = GrowthFit(exponent, (0.52, 0.68), 0.95, -1, used, "ok")
+    np.testing.assert_array_equal(fit.rounds_used, used)
     regret_line, fit_line = plotting.plot_growth_fit(ax, curve, fit)
-    assert_line(regret_line, rounds, regret)
+    assert_line(regret_line, rounds, curve.regret)
 
     # Reference: log|R| − e·log N = log c, solved by least squares on a column of ones.
     design = np.ones((used.size, 1))
-    target = np.log(np.abs(regret[rounds.size // 2:])) - exponent * np.log(used)
+    target = np.log(np.abs(curve.regret[rounds.size // 2:])) - fit.exponent * np.log(used)
     (log_c,), *_ = np.linalg.lstsq(design, target, rcond=None)
-    assert_line(fit_line, used, -np.exp(log_c) * used**exponent)
+    assert_line(fit_line, used, -np.exp(log_c) * used**fit.exponent)
+    low, high = fit.interval
+    for shown in (f"N^{fit.exponent:.2f}", "95%", f"[{low:.2f}, {high:.2f}]"):
+        assert shown in fit_line.get_label()
+
+
+def test_plot_growth_fit_draws_the_fits_own_coefficient_and_labels_its_interval(rng):
+    ax = new_axes()
+    rounds = random_rounds(rng, points=16)
+    curve = _power_law_curve(rng, rounds, -1.7, 0.6)
+    used = rounds[rounds.size // 2:]
+    fit = GrowthFit(0.6, (0.52, 0.68), 0.95, -1, used, "ok", -1.7)
+    _, fit_line = plotting.plot_growth_fit(ax, curve, fit)
+    assert_line(fit_line, used, -1.7 * used**0.6)
     for shown in ("N^0.60", "95%", "[0.52, 0.68]"):
         assert shown in fit_line.get_label()
+
+
+def test_plot_growth_fit_refuses_an_ok_fit_without_a_coefficient_or_of_another_sign(rng):
+    curve = _power_law_curve(rng, random_rounds(rng, points=16), 2.5, 0.5)
+    fit = fit_growth(curve)
+    plotting.plot_growth_fit(new_axes(), curve, fit)
+    with pytest.raises(ValueError, match="coefficient"):
+        plotting.plot_growth_fit(new_axes(), curve, dataclasses.replace(fit, coefficient=float("nan")))
+    with pytest.raises(ValueError, match="sign"):
+        plotting.plot_growth_fit(new_axes(), curve, dataclasses.replace(fit, sign=-1, coefficient=-fit.coefficient))
 
 
 def test_plot_growth_fit_notes_why_there_is_no_fit(rng):
     ax = new_axes()
     curve = random_curve(rng, random_rounds(rng))
-    fit = GrowthFit(float("nan"), (float("nan"), float("nan")), 0.95, 0, curve.rounds[6:], "sign changes")
+    nan = float("nan")
+    fit = GrowthFit(nan, (nan, nan), 0.95, 0, curve.rounds[6:], "sign changes", nan)
     regret_line, note = plotting.plot_growth_fit(ax, curve, fit)
     assert labeled_lines(ax) == [regret_line]
     assert note.get_text() == "no growth fit: sign changes" and list(ax.texts) == [note]
@@ -124,7 +155,7 @@ def test_plot_growth_fit_notes_why_there_is_no_fit(rng):
 
 def test_plot_growth_fit_refuses_a_fit_of_another_grid(rng):
     curve = random_curve(rng, random_rounds(rng))
-    fit = GrowthFit(0.5, (0.4, 0.6), 0.95, 1, curve.rounds[6:] + 1, "ok")
+    fit = GrowthFit(0.5, (0.4, 0.6), 0.95, 1, curve.rounds[6:] + 1, "ok", 1.0)
     with pytest.raises(ValueError, match="grid"):
         plotting.plot_growth_fit(new_axes(), curve, fit)
 

@@ -1,9 +1,12 @@
-"""The report's per-layer exploration numbers and claim rows, on hand-made analyses."""
+"""The report's per-layer exploration numbers, claim rows and analysis.json readers, on hand-made analyses."""
+
+import json
 
 import numpy as np
 import pytest
 
-from keras_taylor import report
+from conftest import assert_close
+from keras_taylor import analysis, report
 
 
 def _exploration(per_layer_values: dict) -> dict:
@@ -75,3 +78,42 @@ def test_growth_claim_judges_the_layer_scale_else_the_neuron_scale():
     rows = report.claim_rows({"sgd": _exponent_summary([None, None], [0.5, 0.8])})  # no layer scale recorded
     assert rows[0]["verdict"] == "not reproduced: 1 neuron-scale mean exponents above 0.65, 0 below 0.35"
     assert "neuron means 0.50–0.80" in rows[0]["measured"]
+
+
+def _analysis_json_curve(rng) -> dict:
+    """A layer-scale curve entry of analysis.json whose regret grows like c·N^a (either sign)."""
+    rounds = np.unique(np.geomspace(1, int(rng.integers(500, 5000)), 16).astype(np.int64))
+    regret = rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 5.0) * rounds ** rng.uniform(0.3, 0.9)
+    regret = regret * np.exp(rng.normal(0.0, 0.2, rounds.size))
+    loss = rounds * rng.uniform(0.5, 1.0, rounds.size)
+    return {"rounds": rounds.tolist(), "cumulative_loss": loss.tolist(),
+            "cumulative_taylor_optimum": (loss - regret).tolist(), "regret": regret.tolist(),
+            "solver": {"all_converged": True}}
+
+
+def _fit_record(fit: analysis.GrowthFit) -> dict:
+    return {"exponent": fit.exponent, "interval": list(fit.interval), "confidence": fit.confidence,
+            "sign": fit.sign, "status": fit.status, "rounds_used": fit.rounds_used.tolist(),
+            "coefficient": fit.coefficient}
+
+
+def test_fit_from_json_reads_the_coefficient_and_recomputes_it_for_files_without_one(rng):
+    for _ in range(3):
+        curve = report.curve_from_json(json.loads(json.dumps(_analysis_json_curve(rng))), "layer", "dense")
+        fit = analysis.fit_growth(curve)
+        record = json.loads(json.dumps(_fit_record(fit)))
+        read = report.fit_from_json(record)
+        assert read.coefficient == fit.coefficient and read.exponent == fit.exponent and read.status == "ok"
+        np.testing.assert_array_equal(read.rounds_used, fit.rounds_used)
+
+        older = {key: value for key, value in record.items() if key != "coefficient"}
+        recomputed = report.fit_from_json(older, curve)
+        assert_close(recomputed.coefficient, fit.coefficient, "float64")
+        assert recomputed.exponent == fit.exponent and recomputed.interval == fit.interval
+        assert np.isnan(report.fit_from_json(older).coefficient)
+        with pytest.raises(ValueError, match="grid"):
+            report.fit_from_json({**older, "rounds_used": (fit.rounds_used + 1).tolist()}, curve)
+    nan = float("nan")
+    unfitted = {"exponent": None, "interval": [nan, nan], "confidence": 0.95, "sign": 0, "status": "sign changes",
+                "rounds_used": [10, 20, 40]}
+    assert np.isnan(report.fit_from_json(unfitted, curve).coefficient)

@@ -243,12 +243,11 @@ def plot_growth_fit(
     yscale: str = "linear",
     title: str | None = None,
 ) -> list[matplotlib.artist.Artist]:
-    """Regret(N) with its fitted growth c·N^exponent over the fit's rounds.
+    """Regret(N) with its fitted growth coefficient·N^exponent over the fit's rounds.
 
-    `GrowthFit` carries the exponent but not the constant, so c is refitted here by
-    least squares in log space over `fit.rounds_used` with the exponent held fixed:
-    log c = mean(log|Regret(N)| − exponent·log N), signed by `fit.sign`. When
-    `fit.status != "ok"` no line is drawn and a note on the Axes says why.
+    The fit is drawn as `keras_taylor.analysis.fit_growth` made it (`fit.coefficient`,
+    `fit.exponent`); nothing is refitted here. When `fit.status != "ok"` no line is
+    drawn and a note on the Axes says why.
 
     Args:
         ax: Axes to draw on.
@@ -264,14 +263,17 @@ def plot_growth_fit(
         The regret line, then the fit line or the note.
 
     Raises:
-        ValueError: If an "ok" fit used rounds absent from the curve or where its regret
-            is zero, or `yscale` could hide negative regret.
+        ValueError: If an "ok" fit has no finite coefficient, or is not a fit of `curve`
+            (it used rounds absent from the curve, or where the curve's regret does not
+            have the fit's sign), or `yscale` could hide negative regret.
     """
+    if fit.status == "ok":
+        _check_fit_of_curve(curve, fit)
     (regret_line,) = ax.plot(curve.rounds, curve.regret, color=color, label=label)
     artists: list[matplotlib.artist.Artist] = [regret_line]
     if fit.status == "ok":
         rounds_used = np.asarray(fit.rounds_used, dtype=np.float64)
-        fitted = _growth_coefficient(curve, fit) * rounds_used**fit.exponent
+        fitted = fit.coefficient * rounds_used**fit.exponent
         low, high = fit.interval
         fit_label = (
             f"fit ∝ N^{fit.exponent:.2f}, {fit.confidence:.0%} CI [{low:.2f}, {high:.2f}]"
@@ -318,15 +320,19 @@ def _regret_rows(optimizer: str, runs: RegretRuns, rows_of) -> tuple[np.ndarray,
     return rounds, np.concatenate([rows_of(entry) for entry in entries], axis=0)
 
 
-def _growth_coefficient(curve: RegretCurve, fit: GrowthFit) -> float:
-    """c of Regret(N) ≈ c·N^exponent over `fit.rounds_used`, the exponent held fixed."""
-    rounds_used = np.asarray(fit.rounds_used)
-    positions = np.searchsorted(curve.rounds, rounds_used)
-    positions = np.minimum(positions, len(curve.rounds) - 1)
-    if not np.array_equal(np.asarray(curve.rounds)[positions], rounds_used):
+def _check_fit_of_curve(curve: RegretCurve, fit: GrowthFit) -> None:
+    """Raises ValueError unless the "ok" `fit` can be drawn as a fit of `curve`."""
+    if not np.isfinite(fit.coefficient):
+        raise ValueError(
+            "An 'ok' growth fit needs a finite coefficient (a fit read from an analysis.json written "
+            "before coefficients were stored has none: pass its curve to `report.fit_from_json`). "
+            f"Received: coefficient={fit.coefficient}"
+        )
+    on_curve = np.isin(curve.rounds, fit.rounds_used)
+    if np.count_nonzero(on_curve) != len(np.unique(fit.rounds_used)):
         raise ValueError("The fit used rounds that are not on the curve's grid: is it the fit of this curve?")
-    magnitude = np.abs(curve.regret[positions])
-    if np.any(magnitude == 0):
-        raise ValueError("An 'ok' growth fit cannot cover rounds where the regret is zero.")
-    log_coefficient = np.mean(np.log(magnitude) - fit.exponent * np.log(rounds_used.astype(np.float64)))
-    return float(fit.sign * np.exp(log_coefficient))
+    if not np.all(np.sign(curve.regret[on_curve]) == fit.sign):
+        raise ValueError(
+            f"An 'ok' growth fit has regret of sign {fit.sign} on every round it used, and this curve's "
+            "regret does not there: is it the fit of this curve?"
+        )
