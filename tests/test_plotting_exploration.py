@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from keras_taylor import plotting
+from keras_taylor.exploration import finite_floor
 
 from plotting_helpers import assert_line, colors_by_label, legend_texts, new_axes, same_color
 
@@ -57,6 +58,19 @@ def test_plot_log_volume_draws_minus_infinity_at_the_floor_and_counts_it(rng):
     assert "7 of 40" in adam_markers.get_label() and "−∞" in adam_markers.get_label()
     assert any("7 of 40" in text for text in legend_texts(ax))
     assert same_color(adam_markers.get_facecolor()[0], plotting.OPTIMIZER_COLORS["adam"])
+
+
+def test_plot_log_volume_draws_minus_infinity_at_the_analysis_finite_floor_of_all_entries(rng):
+    # Finite ranges under 10, where a tenth of the range and finite_floor's minimum gap of 1 differ.
+    adam = np.sort(rng.uniform(-8.0, -4.0, 40))
+    adam[:5] = -np.inf
+    sgd = np.sort(rng.uniform(-9.0, -5.0, 20))[::-1]
+    sgd[-2:] = -np.inf
+    _, adam_markers, _, sgd_markers = plotting.plot_log_volume(new_axes(), {"adam": adam, "sgd": sgd})
+    expected = finite_floor(np.concatenate([adam, sgd]))
+    assert expected.num_infinite == 7
+    np.testing.assert_array_equal(adam_markers.get_offsets()[:, 1], np.full(5, expected.floor))
+    np.testing.assert_array_equal(sgd_markers.get_offsets()[:, 1], np.full(2, expected.floor))
 
 
 def test_plot_log_volume_uses_a_given_floor_only_below_every_finite_value(rng):

@@ -6,6 +6,7 @@ import matplotlib.artist
 import matplotlib.axes
 import numpy as np
 
+from keras_taylor.exploration import finite_floor
 from keras_taylor.plotting._shared import SeriesRuns, finish, plot_series_by_optimizer, require_nonempty
 from keras_taylor.plotting.colors import optimizer_color
 
@@ -92,7 +93,8 @@ def plot_log_volume(
         log_volumes_by_optimizer: Optimizer name → `[M]` log volumes sorted (either
             direction, −∞ counting as the smallest); entry m is drawn at x = m.
         floor: Height of the −∞ markers; must lie below every finite value. Default:
-            10% of the finite values' range (or 1) below the smallest finite value.
+            `keras_taylor.exploration.finite_floor` of all the entries together (a tenth
+            of the finite values' range, at least 1, below the smallest; 0 if none is finite).
         xlabel: Label of the x axis.
         title: Optional title.
 
@@ -110,8 +112,7 @@ def plot_log_volume(
         if np.any(np.isnan(values)) or np.any(values == np.inf):
             raise ValueError(f"{name}: expected finite log volumes or −∞; found NaN or +∞.")
         volumes[name] = _sorted_1d(name, values)
-    finite_values = np.concatenate([values[np.isfinite(values)] for values in volumes.values()])
-    floor = _log_volume_floor(finite_values, floor)
+    floor = _log_volume_floor(np.concatenate(list(volumes.values())), floor)
 
     artists: list[matplotlib.artist.Artist] = []
     any_infinite = False
@@ -152,13 +153,14 @@ def _sorted_1d(name: str, values: np.ndarray) -> np.ndarray:
     return values
 
 
-def _log_volume_floor(finite_values: np.ndarray, floor: float | None) -> float:
-    if finite_values.size == 0:
-        return 0.0 if floor is None else float(floor)
-    lowest = float(finite_values.min())
+def _log_volume_floor(log_volumes: np.ndarray, floor: float | None) -> float:
+    """The height of the −∞ markers for `log_volumes` `[M]`: the analysis' floor, or `floor` checked."""
     if floor is None:
-        span = float(finite_values.max()) - lowest
-        return lowest - (0.1 * span if span > 0 else 1.0)
+        return finite_floor(log_volumes).floor
+    finite_values = log_volumes[np.isfinite(log_volumes)]
+    if finite_values.size == 0:
+        return float(floor)
+    lowest = float(finite_values.min())
     if not floor < lowest:
         raise ValueError(
             f"Expected floor below every finite log volume ({lowest:.6g}), so that −∞ markers "
