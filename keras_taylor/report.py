@@ -170,7 +170,7 @@ def claims(analyses: dict) -> dict:
                 "mean_finite_log_volume": _mean_std([e["log_volume"]["mean_finite"] for e in explorations]),
                 "units_with_zero_log_volume": _mean_std([e["log_volume"]["num_infinite"] for e in explorations]),
                 "top_log_volume_mean": _mean_std([_top_mean(e["log_volume_sorted"], TOP_NEURONS) for e in explorations]),
-                "per_layer": _per_layer_exploration(explorations),
+                "per_layer": per_layer_exploration(explorations),
                 "log_volume_k": explorations[0]["log_volume_k"],
                 "units": explorations[0]["num_units"], "probe_points": explorations[0]["num_points"],
             }
@@ -183,8 +183,21 @@ def top_count(units: int) -> int:
     return max(1, round(TOP_SHARE * units))
 
 
-def _per_layer_exploration(explorations) -> dict:
-    """Per layer: mean finite log-volume and the mean over the layer's top units (`top_count`), across seeds."""
+def per_layer_exploration(explorations) -> dict:
+    """Each layer's log-volumes summarized across seeds, with the layer's own top units.
+
+    Args:
+        explorations: The "exploration" records of one optimizer's analysis.json files (one per
+            seed), each with "per_layer": `{layer: {"log_volume": {...}, "log_volume_sorted": [...]}}`
+            where `log_volume_sorted` holds the layer's units ascending, None for −inf.
+
+    Returns:
+        `{layer: {"units", "top_units", "mean_finite_log_volume", "units_with_zero_log_volume",
+        "top_log_volume_mean"}}`, the last three as mean/std/n over seeds. `top_log_volume_mean` is
+        the mean of the layer's `top_count(units)` largest finite log-volumes; a seed with fewer
+        finite units than that counts as missing (n excludes it). The layers are the first record's;
+        a layer no seed measured is left out.
+    """
     per_layer = {}
     for layer in explorations[0].get("per_layer", {}):
         records = [e["per_layer"][layer] for e in explorations if "log_volume_sorted" in e["per_layer"].get(layer, {})]
@@ -392,7 +405,7 @@ def claim_rows(summary: dict) -> list[dict]:
                      "measured": f"mean log-volume of the top {TOP_NEURONS} units: adam {adam_top:.4g}, "
                                  f"rmsprop {rms_top:.4g} ({difference:.0%} apart)",
                      "verdict": "reproduced" if difference <= 0.1 else "not reproduced (more than 10% apart)"})
-    rows.append(_top_per_layer_row(summary))
+    rows.append(top_per_layer_row(summary))
     losses = {opt: _mean(summary, opt, "final_epoch_loss") for opt in ("sgd", "rmsprop", "adam")}
     if None in losses.values():
         rows.append({"claim": "Adaptive optimizers reach a lower training loss than SGD", "measured": "n/a",
@@ -406,8 +419,18 @@ def claim_rows(summary: dict) -> list[dict]:
     return rows
 
 
-def _top_per_layer_row(summary: dict) -> dict:
-    """Adam's top units vs RMSProp's, layer by layer (each layer's `top_count` units)."""
+def top_per_layer_row(summary: dict) -> dict:
+    """The claim row "Adam's top units explore like RMSProp's", judged layer by layer.
+
+    Args:
+        summary: `claims`' output; reads each optimizer's "exploration" → "per_layer" (see
+            `per_layer_exploration`) for "adam" and "rmsprop".
+
+    Returns:
+        `{"claim", "measured", "verdict"}`: "reproduced" when, in every layer both optimizers
+        measured, the mean log-volume of Adam's top units is within 10% of RMSProp's (relative to
+        RMSProp's); "not tested" when no layer has both.
+    """
     label = f"Adam's top units explore like RMSProp's, per layer (each layer's top {TOP_SHARE:.0%})"
     layers = {opt: summary.get(opt, {}).get("exploration", {}).get("per_layer", {}) for opt in ("adam", "rmsprop")}
     pairs = []

@@ -32,8 +32,7 @@ def test_top_count_is_the_papers_share_of_a_layer():
 def test_per_layer_top_means_over_seeds():
     rng = np.random.default_rng(7)
     seeds = [rng.normal(100, 10, 50) for _ in range(3)]
-    per_layer = report._per_layer_exploration(  # pylint: disable=protected-access
-        [_exploration({"relu_1": list(values)}) for values in seeds])
+    per_layer = report.per_layer_exploration([_exploration({"relu_1": list(values)}) for values in seeds])
     record = per_layer["relu_1"]
     assert record["units"] == 50 and record["top_units"] == 11
     tops = [np.sort(values)[-11:].mean() for values in seeds]
@@ -43,7 +42,7 @@ def test_per_layer_top_means_over_seeds():
 
 def test_a_layer_with_too_few_finite_units_has_no_top_mean():
     values = [None] * 45 + [1.0, 2.0, 3.0, 4.0, 5.0]  # 5 finite < 11 top units
-    record = report._per_layer_exploration([_exploration({"relu_1": values})])["relu_1"]  # pylint: disable=protected-access
+    record = report.per_layer_exploration([_exploration({"relu_1": values})])["relu_1"]
     assert record["top_log_volume_mean"]["n"] == 0 and record["units_with_zero_log_volume"]["mean"] == 45
 
 
@@ -56,12 +55,12 @@ def _summary(adam_tops: dict, rmsprop_tops: dict) -> dict:
 
 
 def test_top_per_layer_row_verdicts():
-    row = report._top_per_layer_row(_summary({"a": 100.0, "b": 50.0}, {"a": 105.0, "b": 52.0}))  # pylint: disable=protected-access
+    row = report.top_per_layer_row(_summary({"a": 100.0, "b": 50.0}, {"a": 105.0, "b": 52.0}))
     assert row["verdict"] == "reproduced"
-    row = report._top_per_layer_row(_summary({"a": 100.0, "b": 50.0}, {"a": 105.0, "b": 80.0}))  # pylint: disable=protected-access
+    row = report.top_per_layer_row(_summary({"a": 100.0, "b": 50.0}, {"a": 105.0, "b": 80.0}))
     assert row["verdict"] == "not reproduced (within 10% in 1 of 2 layers)"
     assert "b (top 4): adam 50, rmsprop 80 (38% apart)" in row["measured"]
-    row = report._top_per_layer_row({"adam": {}, "rmsprop": {}})  # pylint: disable=protected-access
+    row = report.top_per_layer_row({"adam": {}, "rmsprop": {}})
     assert row["verdict"] == "not tested"
 
 
