@@ -4,8 +4,9 @@ Each `plot_*` function draws on the `matplotlib.axes.Axes` it is given and retur
 the artists it added; none creates a figure, touches pyplot's global state or picks a
 backend, so the caller decides layout, backend and file names (`save_figure` writes
 the files). Plots draw what the analysis computed (`keras_taylor.analysis`,
-`keras_taylor.exploration`); they compute nothing of their own beyond the mean ± standard
-deviation of the rows they overlay. The figures follow Balduzzi, McWilliams and
+`keras_taylor.exploration`): averages, Taylor optima, growth fits and the floor of −∞
+log-volumes come from there, and a plot computes only what drawing needs (the mean ±
+standard deviation of the rows it overlays). The figures follow Balduzzi, McWilliams and
 Butler-Yeoman, "Neural Taylor Approximations: Convergence and Exploration in Rectifier
 Networks" (ICML 2017), one module per group of figures:
 

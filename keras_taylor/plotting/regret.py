@@ -333,6 +333,6 @@ def _check_fit_of_curve(curve: RegretCurve, fit: GrowthFit) -> None:
         raise ValueError("The fit used rounds that are not on the curve's grid: is it the fit of this curve?")
     if not np.all(np.sign(curve.regret[on_curve]) == fit.sign):
         raise ValueError(
-            f"An 'ok' growth fit has regret of sign {fit.sign} on every round it used, and this curve's "
-            "regret does not there: is it the fit of this curve?"
+            f"An 'ok' growth fit of sign {fit.sign} had regret of that sign on every round it used; this "
+            "curve's regret has not: is it the fit of this curve?"
         )
