@@ -300,7 +300,8 @@ def _grid(run, points: int) -> np.ndarray:
 
 def _fit_json(fit) -> dict:
     return {"exponent": fit.exponent, "interval": list(fit.interval), "confidence": fit.confidence,
-            "sign": fit.sign, "status": fit.status, "rounds_used": fit.rounds_used.tolist()}
+            "sign": fit.sign, "status": fit.status, "rounds_used": fit.rounds_used.tolist(),
+            "coefficient": fit.coefficient}
 
 
 def _curve_json(curve, fit) -> dict:

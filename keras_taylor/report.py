@@ -8,11 +8,12 @@ Reads the `analysis.json` of every run under a task directory (written by
 
 import json
 import pathlib
+import types
 
 import numpy as np
 
 from keras_taylor import plotting
-from keras_taylor.analysis import GrowthFit, NeuronRegretBand, RegretCurve, SolverDiagnostics
+from keras_taylor.analysis import GrowthFit, NeuronRegretBand, RegretCurve, SolverDiagnostics, fit_growth
 
 _OPTIMIZER_ORDER = ("sgd", "momentum", "rmsprop", "adam", "signsgd")
 TOP_NEURONS = 40  # the paper: Adam's top ~40 neurons explore like RMSProp's
@@ -68,9 +69,37 @@ def band_from_json(record: dict, layer: str) -> NeuronRegretBand:
     return NeuronRegretBand(layer, np.asarray(record["neurons"]), rounds, loss, optimum, regret, curves)
 
 
-def fit_from_json(record: dict) -> GrowthFit:
+def fit_from_json(record: dict, curve: RegretCurve | None = None) -> GrowthFit:
+    """The `GrowthFit` an analysis.json "fit" entry describes.
+
+    An analysis.json written before the coefficient was stored has no "coefficient" in its
+    fits. An "ok" fit's coefficient is then recomputed from `curve` by `fit_growth` over
+    exactly the rounds the fit used (the same points and least squares, so the same value);
+    without `curve` it is NaN, as it is for a fit whose status is not "ok".
+
+    Args:
+        record: The entry's "fit" dict.
+        curve: The curve that was fitted (`curve_from_json` of the same entry); needed only for
+            files without coefficients.
+
+    Returns:
+        The fit, its stored exponent, interval and status unchanged.
+
+    Raises:
+        ValueError: If the coefficient must be recomputed and `curve` lacks a round the fit used.
+    """
+    rounds_used = np.asarray(record["rounds_used"])
+    coefficient = record.get("coefficient")
+    if coefficient is None:
+        coefficient = np.nan
+        if record["status"] == "ok" and curve is not None:
+            on_curve = np.isin(curve.rounds, rounds_used)
+            if np.count_nonzero(on_curve) != len(np.unique(rounds_used)):
+                raise ValueError("The fit used rounds that are not on the curve's grid: is it the fit of this curve?")
+            used = types.SimpleNamespace(rounds=curve.rounds[on_curve], regret=curve.regret[on_curve])
+            coefficient = fit_growth(used, fraction=1.0, confidence=record["confidence"]).coefficient
     return GrowthFit(np.nan if record["exponent"] is None else record["exponent"], tuple(record["interval"]),
-                     record["confidence"], record["sign"], np.asarray(record["rounds_used"]), record["status"])
+                     record["confidence"], record["sign"], rounds_used, record["status"], float(coefficient))
 
 
 def _layers(analyses: dict) -> list[str]:
@@ -141,7 +170,7 @@ def claims(analyses: dict) -> dict:
                 "mean_finite_log_volume": _mean_std([e["log_volume"]["mean_finite"] for e in explorations]),
                 "units_with_zero_log_volume": _mean_std([e["log_volume"]["num_infinite"] for e in explorations]),
                 "top_log_volume_mean": _mean_std([_top_mean(e["log_volume_sorted"], TOP_NEURONS) for e in explorations]),
-                "per_layer": _per_layer_exploration(explorations),
+                "per_layer": per_layer_exploration(explorations),
                 "log_volume_k": explorations[0]["log_volume_k"],
                 "units": explorations[0]["num_units"], "probe_points": explorations[0]["num_points"],
             }
@@ -154,8 +183,21 @@ def top_count(units: int) -> int:
     return max(1, round(TOP_SHARE * units))
 
 
-def _per_layer_exploration(explorations) -> dict:
-    """Per layer: mean finite log-volume and the mean over the layer's top units (`top_count`), across seeds."""
+def per_layer_exploration(explorations) -> dict:
+    """Each layer's log-volumes summarized across seeds, with the layer's own top units.
+
+    Args:
+        explorations: The "exploration" records of one optimizer's analysis.json files (one per
+            seed), each with "per_layer": `{layer: {"log_volume": {...}, "log_volume_sorted": [...]}}`
+            where `log_volume_sorted` holds the layer's units ascending, None for −inf.
+
+    Returns:
+        `{layer: {"units", "top_units", "mean_finite_log_volume", "units_with_zero_log_volume",
+        "top_log_volume_mean"}}`, the last three as mean/std/n over seeds. `top_log_volume_mean` is
+        the mean of the layer's `top_count(units)` largest finite log-volumes; a seed with fewer
+        finite units than that counts as missing (n excludes it). The layers are the first record's;
+        a layer no seed measured is left out.
+    """
     per_layer = {}
     for layer in explorations[0].get("per_layer", {}):
         records = [e["per_layer"][layer] for e in explorations if "log_volume_sorted" in e["per_layer"].get(layer, {})]
@@ -363,7 +405,7 @@ def claim_rows(summary: dict) -> list[dict]:
                      "measured": f"mean log-volume of the top {TOP_NEURONS} units: adam {adam_top:.4g}, "
                                  f"rmsprop {rms_top:.4g} ({difference:.0%} apart)",
                      "verdict": "reproduced" if difference <= 0.1 else "not reproduced (more than 10% apart)"})
-    rows.append(_top_per_layer_row(summary))
+    rows.append(top_per_layer_row(summary))
     losses = {opt: _mean(summary, opt, "final_epoch_loss") for opt in ("sgd", "rmsprop", "adam")}
     if None in losses.values():
         rows.append({"claim": "Adaptive optimizers reach a lower training loss than SGD", "measured": "n/a",
@@ -377,8 +419,18 @@ def claim_rows(summary: dict) -> list[dict]:
     return rows
 
 
-def _top_per_layer_row(summary: dict) -> dict:
-    """Adam's top units vs RMSProp's, layer by layer (each layer's `top_count` units)."""
+def top_per_layer_row(summary: dict) -> dict:
+    """The claim row "Adam's top units explore like RMSProp's", judged layer by layer.
+
+    Args:
+        summary: `claims`' output; reads each optimizer's "exploration" → "per_layer" (see
+            `per_layer_exploration`) for "adam" and "rmsprop".
+
+    Returns:
+        `{"claim", "measured", "verdict"}`: "reproduced" when, in every layer both optimizers
+        measured, the mean log-volume of Adam's top units is within 10% of RMSProp's (relative to
+        RMSProp's); "not tested" when no layer has both.
+    """
     label = f"Adam's top units explore like RMSProp's, per layer (each layer's top {TOP_SHARE:.0%})"
     layers = {opt: summary.get(opt, {}).get("exploration", {}).get("per_layer", {}) for opt in ("adam", "rmsprop")}
     pairs = []

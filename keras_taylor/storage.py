@@ -40,7 +40,17 @@ class RunStorageError(OSError):
     """Writing failed (e.g. a full disk); nothing was left half-written."""
 
 
-def _atomic_write(path: pathlib.Path, write) -> None:
+def atomic_write(path: pathlib.Path, write) -> None:
+    """Writes a file under its final name only once it is complete and on disk.
+
+    Args:
+        path: The file to write.
+        write: Called with a binary file handle open on a temporary file next to `path`,
+            which is flushed, synced and renamed to `path` afterwards.
+
+    Raises:
+        RunStorageError: if writing fails (e.g. a full disk); the temporary file is removed.
+    """
     temporary = path.with_name(path.name + ".tmp")
     try:
         with open(temporary, "wb") as handle:
@@ -58,7 +68,7 @@ def _atomic_write(path: pathlib.Path, write) -> None:
 
 def _write_json(path: pathlib.Path, payload: dict) -> None:
     text = json.dumps(payload, indent=2, sort_keys=True, default=_json_default).encode()
-    _atomic_write(path, lambda handle: handle.write(text))
+    atomic_write(path, lambda handle: handle.write(text))
 
 
 def _json_default(value):
@@ -158,7 +168,7 @@ class RunWriter:
         directory = self.logdir / STREAMS / stream
         directory.mkdir(parents=True, exist_ok=True)
         index = self._next_chunk.get(stream, 0)
-        _atomic_write(directory / f"chunk_{index:06d}.npz", lambda handle: np.savez(handle, **arrays))
+        atomic_write(directory / f"chunk_{index:06d}.npz", lambda handle: np.savez(handle, **arrays))
         self._next_chunk[stream] = index + 1
 
     def flush(self, stream: str | None = None) -> None:

@@ -385,7 +385,7 @@ def test_streamed_chain_factors_rebuild_the_layer_grams(tmp_path, rng, float64):
                                                   dtype="float64", verbose=0))
         runs[route] = kt.load_run(tmp_path / route)
     manifest = runs["stream"].manifest
-    assert [manifest["layers"][name]["layer"] for name in ("first", "second", "out")] == ["stream", "stream", "gram"]
+    assert [manifest["layers"][name]["layer"] for name in ("first", "second", "out")] == ["chain", "chain", "gram"]
     assert manifest["chain"]["layers"] == ["first", "second", "out"]
     rows = runs["stream"].stream("chain").read()
     weights = runs["stream"].stream("chain.weights").read()

@@ -20,7 +20,7 @@ def fit_growth(curve, *, fraction: float = 0.5, confidence: float = 0.95) -> Gro
         confidence: Level of the exponent's t-interval.
 
     Returns:
-        The `GrowthFit`.
+        The `GrowthFit`: the exponent a with its interval, and the signed coefficient c.
     """
     rounds, regret = np.asarray(curve.rounds, np.float64), np.asarray(curve.regret, np.float64)
     keep = np.arange(len(rounds)) >= int(np.floor(len(rounds) * (1 - fraction)))
@@ -28,7 +28,7 @@ def fit_growth(curve, *, fraction: float = 0.5, confidence: float = 0.95) -> Gro
     nan = (float("nan"), float("nan"))
 
     def no_fit(status: str, sign: int = 0) -> GrowthFit:
-        return GrowthFit(float("nan"), nan, confidence, sign, rounds.astype(np.int64), status)
+        return GrowthFit(float("nan"), nan, confidence, sign, rounds.astype(np.int64), status, float("nan"))
 
     if len(rounds) < 3:
         return no_fit("too few points")
@@ -42,7 +42,4 @@ def fit_growth(curve, *, fraction: float = 0.5, confidence: float = 0.95) -> Gro
     fit = scipy.stats.linregress(np.log(rounds), np.log(sign * regret))
     half_width = scipy.stats.t.ppf(0.5 + confidence / 2, len(rounds) - 2) * fit.stderr
     return GrowthFit(float(fit.slope), (float(fit.slope - half_width), float(fit.slope + half_width)),
-                     confidence, sign, rounds.astype(np.int64), "ok")
-
-
-# ------------------------------------------------------- cross-entropy (factored)
+                     confidence, sign, rounds.astype(np.int64), "ok", float(sign * np.exp(fit.intercept)))

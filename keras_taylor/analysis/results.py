@@ -93,6 +93,16 @@ class NeuronRegretBand:
     curves: tuple
 
     @property
+    def average_loss(self) -> np.ndarray:
+        """`[K]` running average training loss (1/N) Σ_{n≤N} ℓ^n(W^n) (shared by all neurons)."""
+        return self.cumulative_loss / self.rounds
+
+    @property
+    def taylor_optimum(self) -> np.ndarray:
+        """`[U, K]` per-neuron hindsight Taylor optimum (1/N) min_V Σ_{n≤N} 𝒯^n(V)."""
+        return self.cumulative_taylor_optimum / self.rounds
+
+    @property
     def normalized_regret(self) -> np.ndarray:
         """`[U, K]` Regret(N)/√N per neuron."""
         return self.regret / np.sqrt(self.rounds)
@@ -120,7 +130,7 @@ class NeuronRegretBand:
 
 @dataclasses.dataclass(frozen=True)
 class GrowthFit:
-    """Regret(N) ≈ c·N^exponent fitted over the later half of the grid.
+    """Regret(N) ≈ coefficient·N^exponent fitted over the later half of the grid.
 
     Attributes:
         exponent: The fitted growth exponent (NaN when no fit is possible; see `status`).
@@ -129,6 +139,9 @@ class GrowthFit:
         sign: +1 if the fitted regret is positive, -1 if negative, 0 if it is zero.
         rounds_used: `[K']` the grid points the fit used.
         status: "ok", or why no exponent was fitted ("zero regret", "sign changes", "too few points").
+        coefficient: The fit's signed constant, Regret(N) ≈ coefficient·N^exponent: `sign` times exp
+            of the log-log intercept, i.e. log|coefficient| = mean over `rounds_used` of
+            log|Regret(N)| − exponent·log N. NaN when no exponent was fitted.
     """
 
     exponent: float
@@ -137,6 +150,7 @@ class GrowthFit:
     sign: int
     rounds_used: np.ndarray
     status: str
+    coefficient: float
 
 
 class MissingStatisticsError(ValueError):

@@ -1,0 +1,169 @@
+"""Fig. 5: exploration of activation configurations (paper, Sec. 3.3)."""
+
+from collections.abc import Mapping
+
+import matplotlib.artist
+import matplotlib.axes
+import numpy as np
+
+from keras_taylor.exploration import finite_floor
+from keras_taylor.plotting._shared import SeriesRuns, finish, plot_series_by_optimizer, require_nonempty
+from keras_taylor.plotting.colors import optimizer_color
+
+
+def plot_min_hamming(
+    ax: matplotlib.axes.Axes,
+    distances_by_optimizer: Mapping[str, SeriesRuns],
+    *,
+    xlabel: str = "round",
+    title: str | None = None,
+) -> list[matplotlib.artist.Artist]:
+    """Fig. 5a: normalized Hamming distance from each new activation configuration to the
+    nearest one visited before, per optimizer (larger means more exploration).
+
+    Args:
+        ax: Axes to draw on.
+        distances_by_optimizer: Optimizer name → `(x [N], normalized distance [N])`, or a
+            list of such tuples (seeds) sharing x, drawn as mean ± standard deviation.
+        xlabel: Label of the x axis (rounds or epochs).
+        title: Optional title.
+
+    Returns:
+        Per optimizer: its line, then its band if drawn.
+
+    Raises:
+        ValueError: If the mapping or an entry is empty, or arrays disagree in shape.
+    """
+    return plot_series_by_optimizer(
+        ax, distances_by_optimizer, xlabel, "min. normalized Hamming distance", title
+    )
+
+
+def plot_switches(
+    ax: matplotlib.axes.Axes,
+    switches_by_optimizer: Mapping[str, np.ndarray],
+    *,
+    title: str | None = None,
+) -> list[matplotlib.artist.Artist]:
+    """Fig. 5b: per data point, the proportion of rectifiers that switched, data points sorted.
+
+    Args:
+        ax: Axes to draw on.
+        switches_by_optimizer: Optimizer name → `[D]` proportions in [0, 1], sorted (either
+            direction); point d is drawn at x = d.
+        title: Optional title.
+
+    Returns:
+        One line per optimizer.
+
+    Raises:
+        ValueError: If an entry is not 1-D, not sorted, or leaves [0, 1].
+    """
+    require_nonempty(switches_by_optimizer, "switches_by_optimizer")
+    lines = []
+    for optimizer, proportions in switches_by_optimizer.items():
+        proportions = np.asarray(proportions, dtype=np.float64)
+        if not np.all((proportions >= 0) & (proportions <= 1)):
+            raise ValueError(f"{optimizer}: expected switch proportions in [0, 1] (NaN is not).")
+        proportions = _sorted_1d(optimizer, proportions)
+        lines += ax.plot(
+            np.arange(proportions.size), proportions, color=optimizer_color(optimizer), label=optimizer
+        )
+    finish(ax, "data points (sorted)", "proportion of switches", title)
+    return lines
+
+
+def plot_log_volume(
+    ax: matplotlib.axes.Axes,
+    log_volumes_by_optimizer: Mapping[str, np.ndarray],
+    floor: float | None = None,
+    *,
+    xlabel: str = "index (sorted)",
+    title: str | None = None,
+) -> list[matplotlib.artist.Artist]:
+    """Fig. 5c: sorted log volumes per optimizer, with −∞ entries drawn at a floor.
+
+    A log volume of −∞ (an empty or degenerate region) has no place on a linear axis,
+    but dropping it would flatter the optimizer, so each −∞ entry is drawn as a
+    downward triangle at `floor` in the optimizer's color, and the legend says how many
+    of how many entries were −∞.
+
+    Args:
+        ax: Axes to draw on.
+        log_volumes_by_optimizer: Optimizer name → `[M]` log volumes sorted (either
+            direction, −∞ counting as the smallest); entry m is drawn at x = m.
+        floor: Height of the −∞ markers; must lie below every finite value. Default:
+            `keras_taylor.exploration.finite_floor` of all the entries together (a tenth
+            of the finite values' range, at least 1, below the smallest; 0 if none is finite).
+        xlabel: Label of the x axis.
+        title: Optional title.
+
+    Returns:
+        Per optimizer: the line through its finite values, then its −∞ markers if any.
+
+    Raises:
+        ValueError: If an entry is not sorted or holds NaN or +∞, or `floor` is not below
+            every finite value.
+    """
+    require_nonempty(log_volumes_by_optimizer, "log_volumes_by_optimizer")
+    volumes = {}
+    for name, values in log_volumes_by_optimizer.items():
+        values = np.asarray(values, dtype=np.float64)
+        if np.any(np.isnan(values)) or np.any(values == np.inf):
+            raise ValueError(f"{name}: expected finite log volumes or −∞; found NaN or +∞.")
+        volumes[name] = _sorted_1d(name, values)
+    floor = _log_volume_floor(np.concatenate(list(volumes.values())), floor)
+
+    artists: list[matplotlib.artist.Artist] = []
+    any_infinite = False
+    for name, values in volumes.items():
+        color = optimizer_color(name)
+        positions = np.arange(values.size)
+        finite = np.isfinite(values)
+        artists += ax.plot(positions[finite], values[finite], color=color, label=name)
+        infinite_count = int(np.sum(~finite))
+        if infinite_count:
+            any_infinite = True
+            artists.append(
+                ax.scatter(
+                    positions[~finite],
+                    np.full(infinite_count, floor),
+                    color=color,
+                    marker="v",
+                    label=f"{name}: {infinite_count} of {values.size} −∞",
+                )
+            )
+    if any_infinite:
+        ax.axhline(floor, color="0.5", linestyle=":", linewidth=0.8, label="_floor")
+    finish(ax, xlabel, "log volume" + (f" (−∞ drawn at {floor:.3g})" if any_infinite else ""), title)
+    if ax.get_legend() is not None:  # the −∞ markers sit low, the curves rise to the right: legend upper left
+        ax.legend(loc="upper left", fontsize="small")
+    return artists
+
+
+def _sorted_1d(name: str, values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"{name}: expected a non-empty [D] array. Received: shape={values.shape}")
+    # Comparisons rather than np.diff, which turns −∞ − (−∞) into NaN.
+    ascending = np.all(values[1:] >= values[:-1])
+    descending = np.all(values[1:] <= values[:-1])
+    if not (ascending or descending):
+        raise ValueError(f"{name}: expected values sorted in either direction (the x axis is the rank).")
+    return values
+
+
+def _log_volume_floor(log_volumes: np.ndarray, floor: float | None) -> float:
+    """The height of the −∞ markers for `log_volumes` `[M]`: the analysis' floor, or `floor` checked."""
+    if floor is None:
+        return finite_floor(log_volumes).floor
+    finite_values = log_volumes[np.isfinite(log_volumes)]
+    if finite_values.size == 0:
+        return float(floor)
+    lowest = float(finite_values.min())
+    if not floor < lowest:
+        raise ValueError(
+            f"Expected floor below every finite log volume ({lowest:.6g}), so that −∞ markers "
+            f"cannot be mistaken for values. Received: floor={floor}"
+        )
+    return float(floor)
