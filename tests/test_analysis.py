@@ -88,6 +88,12 @@ def mse_runs(tmp_path_factory):
         chained.set_weights(initial)
         _train(chained, x, y, TaylorRecorder(directory / "chain", scales=("neuron", "layer"), max_gram_cost=0.0,
                                              dtype="float64", verbose=0))
+        # Without the first layer the chain's neuron Grams are summed in the step, q and diag(JᵀJ)
+        # coming from the explicit backward products (recording.chain.chain_backward).
+        subset = keras.models.clone_model(model)
+        subset.set_weights(initial)
+        _train(subset, x, y, TaylorRecorder(directory / "subset", layers=["second"], scales=("neuron",),
+                                            checkpoints=checkpoints, max_gram_cost=np.inf, verbose=0))
         snapshots = _snapshots(model, x, y, weights)
     return directory, snapshots
 
@@ -145,7 +151,8 @@ def test_regret_matches_an_explicit_design_matrix(mse_runs, scale):
 
 @pytest.mark.parametrize("run,layer,route", [("stream", "first", "stream"), ("stream", "second", "stream"),
                                              ("stream", "out", "stream"), ("chain", "first", "chain"),
-                                             ("chain", "second", "chain"), ("chain", "out", "stream")],
+                                             ("chain", "second", "chain"), ("chain", "out", "stream"),
+                                             ("subset", "second", "gram")],
                          ids=lambda value: str(value))
 def test_streamed_neuron_routes_equal_the_gram_route(mse_runs, run, layer, route):
     directory, _ = mse_runs

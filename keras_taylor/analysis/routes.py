@@ -6,7 +6,6 @@ from keras_taylor.analysis.gram_route import GramRoute
 from keras_taylor.analysis.results import MissingStatisticsError
 from keras_taylor.analysis.route import RouteMinima
 from keras_taylor.analysis.stream_route import StreamRoute
-from keras_taylor.schema import Route
 
 SOLVERS = {solver.route: solver for solver in (GramRoute(), StreamRoute(), ChainRoute(), FactorsRoute())}
 # Options any squared-error route accepts and ignores unless it solves a layer from chain factors, so

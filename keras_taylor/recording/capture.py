@@ -3,6 +3,7 @@
 import contextlib
 import threading
 
+import keras
 import tensorflow as tf
 
 from keras_taylor import network
