@@ -137,3 +137,28 @@ def test_model_without_rectifiers_has_no_masks(rng):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="has no rectifier"):
         kt.activation_masks(model, rng.normal(size=(2, 3)))
+
+
+CONV_GEOMETRIES = {
+    "valid_3x3": dict(kernel_size=(3, 3), strides=(1, 1), padding="valid", dilation_rate=(1, 1)),
+    "same_stride2": dict(kernel_size=(3, 2), strides=(2, 2), padding="same", dilation_rate=(1, 1)),
+    "same_dilated": dict(kernel_size=(2, 3), strides=(1, 1), padding="same", dilation_rate=(2, 1)),
+    "valid_stride_3x1": dict(kernel_size=(3, 1), strides=(3, 1), padding="valid", dilation_rate=(1, 1)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONV_GEOMETRIES))
+def test_convolution_patches_equal_the_numpy_reference_and_the_convolution(rng, name):
+    """network.conv_patches (TensorFlow, in the step) against taylor.conv_patches (NumPy, post hoc)."""
+    geometry = CONV_GEOMETRIES[name]
+    layer = keras.layers.Conv2D(4, **geometry)
+    inputs = rng.normal(size=(2, 9, 8, 3)).astype("float32")
+    layer.build(inputs.shape)
+    patches = np.asarray(network.conv_patches(inputs, layer))
+    reference = kt.taylor.conv_patches(inputs, **geometry)
+    batch, height, width = reference.shape[:3]
+    flat_reference = reference.transpose(0, 1, 2, 4, 5, 3).reshape(batch, height, width, -1)
+    np.testing.assert_allclose(patches, flat_reference, rtol=0, atol=0)
+    kernel = np.asarray(layer.kernel)
+    convolved = np.einsum("bhwcij,ijco->bhwo", reference, kernel) + np.asarray(layer.bias)
+    np.testing.assert_allclose(convolved, np.asarray(layer(inputs)), rtol=1e-5, atol=1e-5)
