@@ -345,18 +345,6 @@ def _summary_of_values(values: np.ndarray, quantiles: int = 101) -> dict:
     }
 
 
-def model_layer_order(manifest: dict) -> list[str]:
-    """The layer names of a recorded model in model order (its Keras config keeps that order;
-    the manifest's "layers" mapping is stored with sorted keys)."""
-    layers = manifest.get("model", {}).get("config", {}).get("layers", [])
-    return [layer.get("name") or layer.get("config", {}).get("name") for layer in layers]
-
-
-def _ordered(names, manifest: dict) -> list[str]:
-    order = {name: index for index, name in enumerate(model_layer_order(manifest))}
-    return sorted(names, key=lambda name: (order.get(name, len(order)), name))
-
-
 def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=None) -> dict:
     """Regret at every recorded scale and the exploration metrics of one run; writes `analysis.json`.
 
@@ -368,7 +356,7 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
     Returns:
         The analysis as a JSON-ready dict (also in `run_dir/analysis.json`).
     """
-    from keras_taylor import analysis, exploration, storage  # pylint: disable=import-outside-toplevel
+    from keras_taylor import analysis, exploration  # pylint: disable=import-outside-toplevel
 
     run_dir = pathlib.Path(run_dir)
     done = run_dir / "done.json"
@@ -380,14 +368,13 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
     work = []
     taylor_dir = run_dir / "taylor"
     if taylor_dir.exists():
-        run = storage.load_run(taylor_dir)
+        run = analysis.RunReader(taylor_dir)  # one reader: each stream is read once for every part
         grid = _grid(run, config.grid_points)
         result["grid"] = grid.tolist()
         losses = analysis.round_losses(run)
         result["rounds"] = {"steps": losses.steps.tolist(), "loss": losses.losses.tolist()}
         work.append(("network", None, None))
-        layer_order = _ordered(run.manifest["layers"], run.manifest)
-        for name in layer_order:
+        for name in run.manifest.layer_order:
             work += [("layer", name, None), ("neuron", name, None)]
     activations_dir = run_dir / "activations"
     if activations_dir.exists():
@@ -410,11 +397,8 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
                 fits = [analysis.fit_growth(curve, fraction=config.fit_fraction) for curve in band.curves]
                 result["layers"].setdefault(layer, {})["neuron"] = _band_json(band, fits)
             else:
-                activations = storage.load_run(activations_dir)
-                order = activations.manifest.get("layer_order") or (
-                    _ordered(activations.manifest["layers"], run.manifest) if taylor_dir.exists() else None)
                 result["exploration"] = _exploration(
-                    exploration.PackedConfigurations.from_run(activations, layer_order=order), config.log_volume_k)
+                    exploration.PackedConfigurations.from_run(activations_dir), config.log_volume_k)
         except analysis.MissingStatisticsError as error:
             target = result if kind in ("network", "exploration") else result["layers"].setdefault(layer, {})
             target[kind if kind != "network" else "network"] = {"missing": str(error)}

@@ -597,7 +597,7 @@ def _layer_slices(run: storage.Run, num_units: int, layer_order: Sequence[str] |
             raise ValueError(f"Run {run.logdir}: layer_order given but the manifest lists no layers.")
         return None
     if layer_order is None:
-        layer_order = run.manifest.get("layer_order")  # written by recorders since it was added
+        layer_order = run.manifest.get("layer_order")  # the recorder writes the model order
     if layer_order is None:
         if len(layers) > 1:
             return None

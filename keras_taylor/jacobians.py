@@ -17,19 +17,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_taylor import network
+from keras_taylor import walker
 from keras_taylor.taylor import LayerFactors
 
 _DEFAULT_MAX_ELEMENTS = 50_000_000
 
 
-def _layer_names(model: keras.Model, layers) -> list[str]:
-    if layers is None:
-        return [layer.name for layer in network.weighted_layers(model)]
-    return [network.resolve_layer(model, layer).name for layer in layers]
-
-
-def linearization_outputs(trace: network.ForwardTrace, at_logits: bool) -> tf.Tensor:
+def linearization_outputs(trace: walker.ForwardTrace, at_logits: bool) -> tf.Tensor:
     """The tensor the Taylor expansion is taken of: logits or model outputs."""
     if at_logits:
         if not trace.output_is_softmax:
@@ -41,7 +35,7 @@ def linearization_outputs(trace: network.ForwardTrace, at_logits: bool) -> tf.Te
 def factors_from_trace(
     model: keras.Model,
     tape: tf.GradientTape,
-    trace: network.ForwardTrace,
+    trace: walker.ForwardTrace,
     outputs: tf.Tensor,
     layer_names: Sequence[str],
 ) -> dict[str, LayerFactors]:
@@ -55,7 +49,7 @@ def factors_from_trace(
             unconnected_gradients=tf.UnconnectedGradients.ZERO,
         )
         geometry = {}
-        if network.classify_layer(layer) == "conv2d":
+        if walker.classify_layer(layer) == "conv2d":
             geometry = dict(
                 kernel_size=tuple(layer.kernel_size),
                 strides=tuple(layer.strides),
@@ -64,7 +58,7 @@ def factors_from_trace(
             )
         factors[name] = LayerFactors(
             name=name,
-            kind=network.classify_layer(layer),
+            kind=walker.classify_layer(layer),
             inputs=np.asarray(trace.layer_inputs[name]),
             jac_out_wrt_preact=np.asarray(jac_out_wrt_preact),
             kernel=np.asarray(layer.kernel),
@@ -96,9 +90,9 @@ def layer_factors(
     Returns:
         Layer name -> `LayerFactors` (∂f/∂z `[B, p_L, *z.shape]` and the layer input).
     """
-    names = _layer_names(model, layers)
+    names = walker.weighted_layer_names(model, layers)
     with tf.GradientTape(persistent=True) as tape:
-        trace = network.forward(model, inputs, training=training, dropout_masks=dropout_masks)
+        trace = walker.forward(model, inputs, training=training, dropout_masks=dropout_masks)
         outputs = linearization_outputs(trace, at_logits)
     return factors_from_trace(model, tape, trace, outputs, names)
 
@@ -133,7 +127,7 @@ def weight_jacobian(
         ValueError: for an unknown weight, a layer without bias, or a G_l larger
             than `max_elements` (use `layer_factors` then).
     """
-    layer = network.resolve_layer(model, layer)
+    layer = walker.resolve_layer(model, layer)
     if weight not in ("kernel", "bias"):
         raise ValueError(f"weight must be 'kernel' or 'bias'. Received: weight={weight!r}")
     if weight == "bias" and layer.bias is None:
@@ -150,7 +144,7 @@ def weight_jacobian(
             "factored form."
         )
     with tf.GradientTape() as tape:
-        trace = network.forward(
+        trace = walker.forward(
             model,
             inputs,
             training=training,

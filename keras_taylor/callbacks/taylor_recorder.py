@@ -14,7 +14,7 @@ import importlib.util
 import keras
 import tensorflow as tf
 
-from keras_taylor import network, schedules, schema, storage
+from keras_taylor import schedules, schema, storage, walker
 from keras_taylor.callbacks.run_description import optimizer_description, versions
 from keras_taylor.recording.capture import ForwardCapture
 from keras_taylor.recording.host import RoundWriter
@@ -151,7 +151,7 @@ class TaylorRecorder(keras.callbacks.Callback):
 
     def _begin(self, batch_size: int) -> None:
         model = self.model
-        network.model_layers(model)
+        walker.model_layers(model)
         planned = plan_recording(model, self.options, batch_size, self._total_steps(),
                                  (self.params or {}).get("steps"))
         self.planned = plan = planned
@@ -209,7 +209,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         self._step = self.writer.manifest.get("next_step", 0)
         self._rounds = RoundWriter(self.writer, planned, self.options.checkpoints, self.options.dtype,
                                    self.options.dtype if has_dropout(model) else "uint8",
-                                   [layer.name for layer in network.weighted_layers(model)])
+                                   [layer.name for layer in walker.weighted_layers(model)])
         if self.mode == "resume":
             self._rounds.restore()
         self._capture = ForwardCapture(model)

@@ -6,7 +6,7 @@ import threading
 import keras
 import tensorflow as tf
 
-from keras_taylor import network
+from keras_taylor import walker
 
 
 class ForwardCapture:
@@ -33,7 +33,7 @@ class ForwardCapture:
             if not getattr(self._local, "active", False):
                 return original(inputs, training=training, mask=mask, **kwargs)
             with tf.GradientTape(persistent=True) as tape:
-                trace = network.forward(self.model, inputs, training=bool(training))
+                trace = walker.forward(self.model, inputs, training=bool(training))
             self._local.tape, self._local.trace, self._local.inputs = tape, trace, inputs
             return trace.model_outputs
 
@@ -74,12 +74,12 @@ class ForwardCapture:
         masks = {name: mask[:count] for name, mask in trace.dropout_masks.items()}
         with tf.GradientTape(persistent=True) as tape:
             tape.watch([value for pair in weights.values() for value in pair if value is not None])
-            subset = network.forward(self.model, self._local.inputs[:count], training=True, dropout_masks=masks,
+            subset = walker.forward(self.model, self._local.inputs[:count], training=True, dropout_masks=masks,
                                      weights=weights)
         return subset, tape
 
 
-def input_features(model, trace: network.ForwardTrace, name: str):
+def input_features(model, trace: walker.ForwardTrace, name: str):
     """x̃ `[B, P]`: the layer input flattened, with a trailing 1 for the bias."""
     inputs = trace.layer_inputs[name]
     inputs = tf.reshape(inputs, [tf.shape(inputs)[0], -1])

@@ -7,14 +7,14 @@ written for one minibatch and one set of weights: `multipliers` lists s_j, ..., 
 
 import tensorflow as tf
 
-from keras_taylor import network
+from keras_taylor import walker
 from keras_taylor.recording.capture import input_features
 
 
-def chain_multipliers(model, trace: network.ForwardTrace, chain: tuple) -> dict:
+def chain_multipliers(model, trace: walker.ForwardTrace, chain: tuple) -> dict:
     """s_l = ∂x_{l+1}/∂z_l along a dense chain: the product of the rectifier masks and
     dropout keep masks between dense layer l and dense layer l + 1."""
-    layers = [layer for layer in network.model_layers(model) if network.classify_layer(layer) != "input"]
+    layers = [layer for layer in walker.model_layers(model) if walker.classify_layer(layer) != "input"]
     positions = {layer.name: index for index, layer in enumerate(layers)}
     multipliers = {}
     for name, next_name in zip(chain[:-1], chain[1:]):
@@ -74,7 +74,7 @@ def propagate_backward(residual, multipliers: list, kernels: list) -> tuple[list
     return q_values, diagonals
 
 
-def chain_jtj(model, trace: network.ForwardTrace, chain: tuple, wanted: set) -> dict:
+def chain_jtj(model, trace: walker.ForwardTrace, chain: tuple, wanted: set) -> dict:
     """M_l = J_lᵀJ_l `[B, u_l, u_l]` of the `wanted` hidden layers of `chain` (output layer last)."""
     lowest = min(chain.index(name) for name in wanted)
     hidden = chain[lowest:-1]
@@ -84,7 +84,7 @@ def chain_jtj(model, trace: network.ForwardTrace, chain: tuple, wanted: set) -> 
     return {name: value for name, value in zip(hidden, jtj) if name in wanted}
 
 
-def chain_backward(model, trace: network.ForwardTrace, chain: tuple, residual, wanted: list):
+def chain_backward(model, trace: walker.ForwardTrace, chain: tuple, residual, wanted: list):
     """q = Jᵀr of the `wanted` chain layers and diag(JᵀJ) of the hidden ones from the lowest wanted up.
 
     Returns:
@@ -99,7 +99,7 @@ def chain_backward(model, trace: network.ForwardTrace, chain: tuple, residual, w
     return [q_values[name] for name in wanted], dict(zip(hidden, diagonal_list))
 
 
-def chain_factors(model, trace: network.ForwardTrace, chain: tuple, residual, per_example: dict,
+def chain_factors(model, trace: walker.ForwardTrace, chain: tuple, residual, per_example: dict,
                   values: dict) -> None:
     """The factors that rebuild the statistics of `chain` post hoc (route CHAIN).
 

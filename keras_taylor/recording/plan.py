@@ -12,7 +12,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_taylor import network, schedules
+from keras_taylor import schedules, walker
 from keras_taylor.losses import MeanSquaredError, ResolvedLoss, resolve_loss
 from keras_taylor.schema import Route, Scale
 
@@ -118,11 +118,11 @@ def dense_chain(model: keras.Model) -> tuple:
     Such a chain has J_l = J_{l+1} W_{l+1}^T diag(s_l) between consecutive dense
     layers, which `round_tensors` uses to propagate J^T J without forming J.
     """
-    layers = network.model_layers(model)
+    layers = walker.model_layers(model)
     names = []
     previous = None
     for layer in layers:
-        kind = network.classify_layer(layer)
+        kind = walker.classify_layer(layer)
         if kind == "input":
             continue
         if kind == "conv2d" or (kind == "passthrough" and names):
@@ -153,13 +153,13 @@ def human_bytes(count: float) -> str:
 
 def ends_in(model, last_dense: str, at_logits: bool) -> bool:
     """Whether the linearized output is the pre-activation of `last_dense` itself (J_L = I)."""
-    layers = [layer for layer in network.model_layers(model) if network.classify_layer(layer) != "input"]
-    activation = network.layer_activation(model.get_layer(last_dense))
+    layers = [layer for layer in walker.model_layers(model) if walker.classify_layer(layer) != "input"]
+    activation = walker.layer_activation(model.get_layer(last_dense))
     if layers[-1].name == last_dense:
         return activation == "linear" or (activation == "softmax" and at_logits)
     return (
         at_logits and activation == "linear" and layers[-2].name == last_dense
-        and network.classify_layer(layers[-1]) == "softmax"
+        and walker.classify_layer(layers[-1]) == "softmax"
     )
 
 
@@ -167,18 +167,18 @@ def layer_sizes(layer) -> tuple[int, int, int]:
     """(P: inputs per neuron incl. bias, u: units, spatial positions of the output)."""
     kernel_shape = tuple(layer.kernel.shape)
     per_neuron = int(np.prod(kernel_shape[:-1])) + (0 if layer.bias is None else 1)
-    spatial = int(np.prod(layer.output.shape[1:-1])) if network.classify_layer(layer) == "conv2d" else 1
+    spatial = int(np.prod(layer.output.shape[1:-1])) if walker.classify_layer(layer) == "conv2d" else 1
     return per_neuron, kernel_shape[-1], spatial
 
 
 def has_dropout(model) -> bool:
     """Whether dropout can scale the chain multipliers s (else they are rectifier masks, 0 or 1: one byte)."""
-    return any(network.classify_layer(layer) == "dropout" and layer.rate > 0 for layer in network.model_layers(model))
+    return any(walker.classify_layer(layer) == "dropout" and layer.rate > 0 for layer in walker.model_layers(model))
 
 
 def layer_geometry(layer) -> dict:
     """What the post-hoc analysis needs to rebuild A(x; V) from a stored layer input."""
-    geometry = {"kind": network.classify_layer(layer), "use_bias": layer.bias is not None}
+    geometry = {"kind": walker.classify_layer(layer), "use_bias": layer.bias is not None}
     if geometry["kind"] == "conv2d":
         geometry.update(kernel_size=list(layer.kernel_size), strides=list(layer.strides),
                         padding=layer.padding, dilation_rate=list(layer.dilation_rate))
@@ -253,12 +253,12 @@ def plan_recording(model, options: RecorderOptions, batch_size: int, total_steps
         NonConvexLossError: a loss not known to be convex in the outputs.
     """
     probe = np.zeros((1,) + tuple(model.inputs[0].shape[1:]), dtype=model.inputs[0].dtype)
-    trace = network.forward(model, probe)
+    trace = walker.forward(model, probe)
     loss = options.loss if options.loss is not None else getattr(model, "loss", None)
     resolved = resolve_loss(loss, output_is_softmax=trace.output_is_softmax, convex=options.convex)
     quadratic = isinstance(resolved.convex_loss, MeanSquaredError)
     chain = dense_chain(model)
-    weighted = network.weighted_layers(model)
+    weighted = walker.weighted_layers(model)
     if options.layers is not None:
         known = {layer.name for layer in weighted}
         unknown = [name for name in options.layers if name not in known]
@@ -280,7 +280,7 @@ def plan_recording(model, options: RecorderOptions, batch_size: int, total_steps
     for layer in selected:
         size, units, spatial = layer_sizes(layer)
         chosen = choose_neurons(layer, units, options.neurons, options.seed) if Scale.NEURON in options.scales else ()
-        kind = network.classify_layer(layer)
+        kind = walker.classify_layer(layer)
         reasons = []
         if quadratic and kind == "dense":
             is_identity_output = output_identity and layer.name == chain[-1]

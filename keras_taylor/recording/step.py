@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_taylor import network
+from keras_taylor import walker
 from keras_taylor.recording import chain
 from keras_taylor.recording.capture import ForwardCapture, input_features
 from keras_taylor.recording.plan import LayerPlan, RecordingPlan
@@ -66,7 +66,7 @@ def round_tensors(model: keras.Model, plan: RecordingPlan, capture: ForwardCaptu
                  if layer.neuron_route in (Route.GRAM, Route.STREAM) or layer.layer_route is Route.GRAM]
     factored = [layer for layer in plan.layers if Route.FACTORS in (layer.neuron_route, layer.layer_route)]
     if plan.network_route is Route.GRAM:
-        quadratic = [layer.name for layer in network.weighted_layers(model)]
+        quadratic = [layer.name for layer in walker.weighted_layers(model)]
     if plan.quadratic:
         targets = tf.cast(tf.reshape(y, tf.shape(outputs)), outputs.dtype)
         residual = outputs - targets

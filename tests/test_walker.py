@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_taylor as kt
-from keras_taylor import network
+from keras_taylor import walker
 from keras_taylor.errors import (
     NonConvexLossError,
     ShapeMismatchError,
@@ -104,12 +104,12 @@ def test_training_forward_draws_the_mask_dropout_call_would(rng):
     state = dropout.seed_generator.state.numpy()
     expected = np.asarray(model(x, training=True))
     dropout.seed_generator.state.assign(state)
-    trace = network.forward(model, x, training=True)
+    trace = walker.forward(model, x, training=True)
     np.testing.assert_allclose(np.asarray(trace.model_outputs), expected, rtol=1e-6, atol=1e-6)
     keep = np.asarray(trace.dropout_masks["drop"])
     assert 0 < np.mean(keep == 0) < 1
     # Reusing the recorded masks reproduces the pass whatever the generator state.
-    again = network.forward(model, x, training=True, dropout_masks={"drop": keep})
+    again = walker.forward(model, x, training=True, dropout_masks={"drop": keep})
     np.testing.assert_allclose(np.asarray(again.model_outputs), expected, rtol=1e-6, atol=1e-6)
 
 
@@ -127,7 +127,7 @@ def test_masks_cover_every_rectifier_form(rng):
     x = rng.normal(size=(6, 4)).astype("float32")
     masks = kt.activation_masks(model, x)
     assert list(masks) == ["rectified", "dense_relu", "relu_layer", "activation"]
-    trace = network.forward(model, x)
+    trace = walker.forward(model, x)
     for name, mask in masks.items():
         assert mask.shape == (6, 5) and mask.dtype == bool
         np.testing.assert_array_equal(mask, np.asarray(trace.masks[name]))
@@ -149,12 +149,12 @@ CONV_GEOMETRIES = {
 
 @pytest.mark.parametrize("name", sorted(CONV_GEOMETRIES))
 def test_convolution_patches_equal_the_numpy_reference_and_the_convolution(rng, name):
-    """network.conv_patches (TensorFlow, in the step) against taylor.conv_patches (NumPy, post hoc)."""
+    """walker.conv_patches (TensorFlow, in the step) against taylor.conv_patches (NumPy, post hoc)."""
     geometry = CONV_GEOMETRIES[name]
     layer = keras.layers.Conv2D(4, **geometry)
     inputs = rng.normal(size=(2, 9, 8, 3)).astype("float32")
     layer.build(inputs.shape)
-    patches = np.asarray(network.conv_patches(inputs, layer))
+    patches = np.asarray(walker.conv_patches(inputs, layer))
     reference = kt.taylor.conv_patches(inputs, **geometry)
     batch, height, width = reference.shape[:3]
     flat_reference = reference.transpose(0, 1, 2, 4, 5, 3).reshape(batch, height, width, -1)

@@ -173,6 +173,13 @@ def resolve_layer(model: keras.Model, layer) -> keras.layers.Layer:
     )
 
 
+def weighted_layer_names(model: keras.Model, layers=None) -> list[str]:
+    """The names of `layers` (names or objects; default every Dense/Conv2D layer), checked to exist."""
+    if layers is None:
+        return [layer.name for layer in weighted_layers(model)]
+    return [resolve_layer(model, layer).name for layer in layers]
+
+
 def layer_weights(layer) -> list:
     """`[kernel, bias]`, or `[kernel]` for a layer built with `use_bias=False`."""
     return [layer.kernel] if layer.bias is None else [layer.kernel, layer.bias]

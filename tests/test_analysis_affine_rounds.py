@@ -1,0 +1,75 @@
+"""analysis.affine_rounds: stacked rounds against the per-round loop, and the affine Taylor map
+against the snapshot's `LayerFactors` (the NumPy algebra of keras_taylor.taylor)."""
+
+import numpy as np
+import pytest
+
+import keras_taylor as kt
+from keras_taylor.analysis.affine_rounds import LinearRound, StackedRounds
+from keras_taylor.analysis.factors_route import layer_features
+from keras_taylor.schema import LayerRecord, Route
+from keras_taylor.taylor import LayerFactors
+
+from conftest import assert_close
+
+
+@pytest.mark.parametrize("loss", [kt.losses.SparseCategoricalCrossentropyFromLogits("sum_over_batch_size"),
+                                  kt.losses.SparseCategoricalCrossentropyFromLogits("sum"),
+                                  kt.losses.MeanSquaredError("sum_over_batch_size")], ids=str)
+def test_stacked_neuron_rounds_match_the_per_round_loop(loss):
+    rng = np.random.default_rng(11)
+    outputs, size = 4, 7
+    rounds = []
+    for batch in (3, 5, 2, 6):  # unequal rounds: each keeps its own reduction
+        targets = (rng.integers(0, outputs, batch) if "categorical" in loss.name
+                   else rng.normal(size=(batch, outputs)))
+        rounds.append(LinearRound(rng.normal(size=(batch, outputs)), targets,
+                                            rng.normal(size=size), design=rng.normal(size=(batch, outputs, size))))
+    stacked = StackedRounds.from_rounds(rounds, loss)
+    for count in (1, 3, 4):
+        v = rng.normal(size=size)
+        value, gradient = stacked.prefix(count).value_and_gradient(v, loss)
+        reference = sum(loss(r.outputs(v), r.targets) for r in rounds[:count])
+        reference_gradient = sum(r.pullback(loss.gradient(r.outputs(v), r.targets)) for r in rounds[:count])
+        assert_close(value, reference, "float64")
+        assert_close(gradient, reference_gradient, "float64")
+    assert_close(stacked.incurred(loss), [loss(r.outputs(r.weights), r.targets) for r in rounds], "float64")
+
+
+LAYER_CASES = {"dense": dict(kind="dense"), "conv_same_stride2": dict(kind="conv2d", kernel_size=(3, 3),
+                                                                          strides=(2, 2), padding="same"),
+               "conv_valid": dict(kind="conv2d", kernel_size=(2, 3), strides=(1, 1), padding="valid")}
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_CASES))
+def test_linear_rounds_equal_the_layer_factors_taylor_map(rng, name):
+    """T(v) − T(W^n) and the pullback of a layer's LinearRound are LayerFactors' ⟨G, Δ⟩ and Gᵀg."""
+    case = dict(LAYER_CASES[name])
+    kind = case.pop("kind")
+    batch, outputs, units = 3, 4, 5
+    if kind == "dense":
+        inputs, kernel = rng.normal(size=(batch, 6)), rng.normal(size=(6, units))
+        jacobian = rng.normal(size=(batch, outputs, units))
+        geometry = {}
+    else:
+        inputs, kernel = rng.normal(size=(batch, 7, 6, 2)), rng.normal(size=case["kernel_size"] + (2, units))
+        geometry = dict(case, dilation_rate=(1, 1))
+        spatial = kt.taylor.conv_patches(inputs, **geometry).shape[1:3]
+        jacobian = rng.normal(size=(batch, outputs) + spatial + (units,))
+    bias = rng.normal(size=units)
+    factors = LayerFactors("layer", kind, inputs, jacobian, kernel, bias, **geometry)
+    record = LayerRecord("layer", kind, Route.FACTORS, Route.FACTORS, tuple(range(units)), (), False, True,
+                         {key: list(value) if isinstance(value, tuple) else value for key, value in geometry.items()})
+    features = layer_features(inputs, record)
+    weights = np.concatenate([kernel.reshape(-1, units), bias[None]])
+    round_jacobian = jacobian.reshape(batch, outputs, -1, units)
+    offset = rng.normal(size=(batch, outputs))
+    layer_round = LinearRound(offset, None, weights.reshape(-1), features=features, jacobian=round_jacobian)
+    delta_kernel, delta_bias = rng.normal(size=kernel.shape), rng.normal(size=units)
+    moved = np.concatenate([(kernel + delta_kernel).reshape(-1, units), (bias + delta_bias)[None]]).reshape(-1)
+    assert_close(layer_round.outputs(moved) - layer_round.outputs(weights.reshape(-1)),
+                 factors.output_delta([delta_kernel, delta_bias]), "float64")
+    cotangent = rng.normal(size=(batch, outputs))
+    gradient_kernel, gradient_bias = factors.weight_gradient(cotangent)
+    expected = np.concatenate([gradient_kernel.reshape(-1, units), gradient_bias[None]]).reshape(-1)
+    assert_close(layer_round.pullback(cotangent), expected, "float64")
