@@ -26,7 +26,7 @@ def _routes(planned):
 def test_a_dense_chain_streams_its_factors_when_grams_cost_more_than_a_step():
     planned = plan_recording(_chain_model(), RecorderOptions(max_gram_cost=0.0), batch_size=16, total_steps=10)
     hidden = {f"relu_{index}": (Route.CHAIN, Route.CHAIN) for index in (1, 2, 3)}
-    assert _routes(planned) == {**hidden, "output": (Route.GRAM, Route.GRAM)}
+    assert _routes(planned) == {**hidden, "output": (Route.STREAM, Route.GRAM)}  # J = I: the layer Gram is Σx̃x̃ᵀ
     assert planned.plan.chain_stream == ("relu_1", "relu_2", "relu_3", "output")
     assert planned.expected_rounds == 10 and planned.bytes_per_round > 0
     assert planned.plan.identity_layer == "output"
