@@ -108,7 +108,7 @@ def _analyze(out_dir: pathlib.Path) -> dict:
         for layer, layer_record in sorted(manifest["layers"].items()):
             if layer_record["layer"] != "skipped":
                 options = [{}]
-                if layer_record["layer"] == "stream":
+                if layer_record["layer"] in ("stream", "chain"):  # format version 1 named the chain route "stream"
                     options = [{"layer_solver": "explicit"}, {"layer_solver": "cg", "cg_rtol": 1e-10}]
                 for option in options:
                     key = f"{layer}/layer" + "".join(f"/{k}={v}" for k, v in option.items())

@@ -64,6 +64,42 @@ class QuadraticSums:
         return np.einsum("ki,kij,kj->k", v, self.gram, v) + 2 * np.einsum("ki,ki->k", self.linear, v) + self.constant
 
 
+def neuron_coefficients(z, q, curvature, residual_sq):
+    """Per example and neuron α, the coefficients of its Taylor quadratic in x̃ᵀv.
+
+    𝒯 = κ (c (x̃ᵀv)² + 2 ℓ x̃ᵀv + s) with c = (JᵀJ)_αα, and
+
+        ℓ = q_α − c z_α,  s = ‖r‖² − 2 z_α q_α + c z_α²
+
+    (all arrays broadcast: z, q, c `[..., u]`, ‖r‖² `[..., 1]`). Returns `(ℓ, s)`.
+    """
+    return q - curvature * z, residual_sq - 2 * z * q + curvature * z**2
+
+
+def layer_coefficients(z, q, curvature_z, residual_sq):
+    """Per example, the coefficients of a layer's Taylor quadratic: H += κ x̃x̃ᵀ ⊗ M, g += κ x̃ ⊗ ℓ, s += κ s_e
+    with ℓ = q − Mz `[..., u]` and s_e = ‖r‖² − 2zᵀq + zᵀMz `[...]`, given Mz. Returns `(ℓ, s_e)`."""
+    return q - curvature_z, residual_sq - 2 * np.sum(z * q, axis=-1) + np.sum(z * curvature_z, axis=-1)
+
+
+def neuron_terms(inputs, z, q, curvature, residual_sq, weight):
+    """One round's (H, g, s) of each neuron from per-example data (the reference of the step's sums).
+
+    Args:
+        inputs: x̃ `[B, P]`.
+        z, q, curvature: `[B, K]` of the K neurons (curvature c = (JᵀJ)_αα).
+        residual_sq: ‖r‖² `[B]`.
+        weight: κ.
+
+    Returns:
+        `(gram [K, P, P], linear [K, P], constant [K])`.
+    """
+    linear_coefficient, constant = neuron_coefficients(z, q, curvature, np.asarray(residual_sq)[:, None])
+    gram = np.einsum("bk,bi,bj->kij", curvature, inputs, inputs)
+    linear = np.einsum("bk,bi->ki", linear_coefficient, inputs)
+    return weight * gram, weight * linear, weight * constant.sum(axis=0)
+
+
 def layer_terms(inputs, z, q, residual_sq, jtj, weight):
     """One round's (H, g, s) for a whole dense layer, v = vec(V), V `[P, u]` row-major.
 
@@ -75,9 +111,9 @@ def layer_terms(inputs, z, q, residual_sq, jtj, weight):
     units = z.shape[1]
     jtj = np.broadcast_to(np.eye(units), (batch, units, units)) if jtj is None else np.asarray(jtj, np.float64)
     gram = np.einsum("bi,bj,bkl->ikjl", inputs, inputs, jtj, optimize=True).reshape(size * units, size * units)
-    corrected = q - np.einsum("bkl,bl->bk", jtj, z)
+    corrected, constants = layer_coefficients(z, q, np.einsum("bkl,bl->bk", jtj, z), residual_sq)
     linear = np.einsum("bi,bk->ik", inputs, corrected).reshape(-1)
-    constant = np.sum(residual_sq - 2 * np.sum(z * q, 1) + np.einsum("bk,bkl,bl->b", z, jtj, z))
+    constant = np.sum(constants)
     return weight * gram[None], weight * linear[None], weight * np.array([constant])
 
 

@@ -6,6 +6,7 @@ import scipy.sparse.linalg
 
 from keras_taylor.analysis.chain_factors import BLOCK_ELEMENTS, ChainFactors, round_blocks
 from keras_taylor.analysis.quadratic import minimize_quadratic
+from keras_taylor.quadratic_terms import layer_coefficients
 
 # Damping of the Kronecker preconditioner, relative to its largest eigenvalue.
 _KRONECKER_DAMPING = 1e-6
@@ -32,9 +33,9 @@ def explicit_chain_minima(factors: ChainFactors, ends: np.ndarray) -> dict:
             gram += (weighted[..., :, None] * features[..., None, :]).reshape(-1, size * size).T @ jtj.reshape(
                 -1, units * units)
             curvature_z = (jtj @ z[..., None])[..., 0]
-            linear += weighted.reshape(-1, size).T @ (q - curvature_z).reshape(-1, units)
-            constant += np.sum(factors.weight[part] * (factors.residual_sq[part] - 2 * np.sum(z * q, axis=2)
-                                                       + np.sum(z * curvature_z, axis=2)))
+            linear_coefficient, constants = layer_coefficients(z, q, curvature_z, factors.residual_sq[part])
+            linear += weighted.reshape(-1, size).T @ linear_coefficient.reshape(-1, units)
+            constant += np.sum(factors.weight[part] * constants)
         start = end
         hessian = gram.reshape(size, size, units, units).transpose(0, 2, 1, 3).reshape(size * units, -1)
         minimum, _, info = minimize_quadratic(hessian[None], linear.reshape(1, -1), np.array([constant]))
@@ -132,9 +133,9 @@ def cg_chain_minima(factors: ChainFactors, ends: np.ndarray, rtol: float, maxite
             weight, features, jtj = factors.weight[part], factors.features(part), factors.jtj(part)
             z, q = factors.z[part].astype(np.float64), factors.q(part)
             curvature_z = (jtj @ z[..., None])[..., 0]
-            linear += (weight[..., None] * features).reshape(-1, size).T @ (q - curvature_z).reshape(-1, units)
-            constant += np.sum(weight * (factors.residual_sq[part] - 2 * np.sum(z * q, axis=2)
-                                         + np.sum(z * curvature_z, axis=2)))
+            linear_coefficient, constants = layer_coefficients(z, q, curvature_z, factors.residual_sq[part])
+            linear += (weight[..., None] * features).reshape(-1, size).T @ linear_coefficient.reshape(-1, units)
+            constant += np.sum(weight * constants)
             jtj_sum += np.einsum("rb,rbkl->kl", weight, jtj)
             weight_sum += np.sum(weight)
         start = end

@@ -3,6 +3,7 @@
 import numpy as np
 
 from keras_taylor.analysis.quadratic import minimize_quadratic
+from keras_taylor.quadratic_terms import neuron_coefficients
 from keras_taylor.analysis.route import empty_quadratic_info
 
 
@@ -55,9 +56,10 @@ def neuron_sums(inputs: np.ndarray, rows, grid: np.ndarray, count: int):
             part = slice(start, stop)
             ids = input_id[part]
             np.add.at(curvature_sum, ids, weight[part] * curvature[part])
-            np.add.at(linear_sum, ids, weight[part] * (q[part] - curvature[part] * z[part]))
-            constant += np.sum(weight[part] * (residual_sq[part] - 2 * z[part] * q[part]
-                                               + curvature[part] * z[part] ** 2), axis=0)
+            linear_coefficient, constant_term = neuron_coefficients(z[part], q[part], curvature[part],
+                                                                   residual_sq[part])
+            np.add.at(linear_sum, ids, weight[part] * linear_coefficient)
+            constant += np.sum(weight[part] * constant_term, axis=0)
             start = stop
         if segment == len(grid):
             break

@@ -165,23 +165,41 @@ def _neuron_gram_terms(plan: RecordingPlan, values: dict) -> None:
         inputs = values[f"{name}/inputs"]
         z = tf.gather(values[f"{name}/z"], neurons, axis=1)
         q = tf.gather(values[f"{name}/q"], neurons, axis=1)
-        if name == plan.identity_layer:
-            curvature = tf.ones_like(z)
-            gram = tf.matmul(inputs, inputs, transpose_a=True)[None]
-        else:
-            curvature = tf.gather(_jtj_diagonal(values, name), neurons, axis=1)
-            size = tf.shape(inputs)[1]
-            outer = tf.reshape(inputs[:, :, None] * inputs[:, None, :], [tf.shape(inputs)[0], -1])
-            gram = tf.reshape(tf.matmul(curvature, outer, transpose_a=True), [len(neurons), size, size])
-        values[f"{name}/neuron_gram"] = gram
-        values[f"{name}/neuron_linear"] = tf.matmul(q - curvature * z, inputs, transpose_a=True)
-        values[f"{name}/neuron_constant"] = tf.reduce_sum(
-            values["residual_sq"][:, None] - 2 * z * q + curvature * z**2, axis=0
-        )
+        identity = name == plan.identity_layer
+        curvature = tf.ones_like(z) if identity else tf.gather(_jtj_diagonal(values, name), neurons, axis=1)
+        (values[f"{name}/neuron_gram"], values[f"{name}/neuron_linear"],
+         values[f"{name}/neuron_constant"]) = neuron_gram_sums(inputs, z, q, curvature, values["residual_sq"],
+                                                               shared_gram=identity)
         layer_gram = layer.layer_route is Route.GRAM and name != plan.identity_layer
         if not layer_gram and plan.network_route is not Route.GRAM:
             for key in ("inputs", "z", "q", "jtj", "jtj_diagonal", "jacobian"):
                 values.pop(f"{name}/{key}", None)
+
+
+def neuron_gram_sums(inputs, z, q, curvature, residual_sq, shared_gram: bool = False):
+    """One round's unweighted (H, g, s) of K neurons, summed over the batch in the step.
+
+    The TensorFlow version of `quadratic_terms.neuron_terms` (tested against it): Σ_b c x̃x̃ᵀ,
+    Σ_b ℓ x̃ and Σ_b s with `quadratic_terms.neuron_coefficients`' ℓ and s.
+
+    Args:
+        inputs: x̃ `[B, P]`.
+        z, q, curvature: `[B, K]`.
+        residual_sq: ‖r‖² `[B]`.
+        shared_gram: c = 1 for every neuron (J = I): one Gram Σ_b x̃x̃ᵀ `[1, P, P]` serves them all.
+
+    Returns:
+        `(gram [K or 1, P, P], linear [K, P], constant [K])`.
+    """
+    if shared_gram:
+        gram = tf.matmul(inputs, inputs, transpose_a=True)[None]
+    else:
+        size = tf.shape(inputs)[1]
+        outer = tf.reshape(inputs[:, :, None] * inputs[:, None, :], [tf.shape(inputs)[0], -1])
+        gram = tf.reshape(tf.matmul(curvature, outer, transpose_a=True), [tf.shape(z)[1], size, size])
+    linear = tf.matmul(q - curvature * z, inputs, transpose_a=True)
+    constant = tf.reduce_sum(residual_sq[:, None] - 2 * z * q + curvature * z**2, axis=0)
+    return gram, linear, constant
 
 
 def _jtj_diagonal(values: dict, name: str):
