@@ -21,8 +21,7 @@ import scipy.sparse.linalg
 import scipy.stats
 
 from keras_taylor import schedules, storage
-from keras_taylor.losses import (CategoricalCrossentropyFromLogits, ConvexLoss, MeanSquaredError,
-                                 SparseCategoricalCrossentropyFromLogits, reduction_scale)
+from keras_taylor.losses import CONVEX_LOSSES, ConvexLoss, convex_loss_from_record, reduction_scale
 from keras_taylor.taylor import conv_patches
 
 
@@ -1205,14 +1204,10 @@ class TaylorOptimumWarning(UserWarning):
 
 def _convex_loss(manifest: dict) -> ConvexLoss:
     loss = manifest["loss"]
-    if loss["name"] == "categorical_crossentropy":
-        return CategoricalCrossentropyFromLogits(float(loss.get("label_smoothing", 0.0)), loss["reduction"])
-    if loss["name"] == "sparse_categorical_crossentropy":
-        return SparseCategoricalCrossentropyFromLogits(loss["reduction"])
-    if loss["name"] == "mean_squared_error":
-        return MeanSquaredError(loss["reduction"])
+    if loss["name"] in CONVEX_LOSSES:
+        return convex_loss_from_record(loss)
     raise MissingStatisticsError(
-        f"The post-hoc analysis evaluates mean squared error and cross-entropy from logits; this run's loss "
+        f"The post-hoc analysis evaluates the losses {sorted(CONVEX_LOSSES)}; this run's loss "
         f"is {loss['name']!r} (declared convex by the user), which it cannot rebuild without TensorFlow."
     )
 

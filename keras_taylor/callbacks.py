@@ -29,7 +29,7 @@ import tensorflow as tf
 
 from keras_taylor import masks as kt_masks
 from keras_taylor import network, recording, schedules, statistics, storage
-from keras_taylor.losses import MeanSquaredError, resolve_loss
+from keras_taylor.losses import OUTPUT_ACTIVATIONS, MeanSquaredError, resolve_loss
 
 _ROUND_KEY = "_keras_taylor_round"
 _GIB = 2**30
@@ -65,10 +65,10 @@ def _ends_in(model, last_dense: str, at_logits: bool) -> bool:
     layers = [layer for layer in network.model_layers(model) if network.classify_layer(layer) != "input"]
     activation = network.layer_activation(model.get_layer(last_dense))
     if layers[-1].name == last_dense:
-        return activation == "linear" or (activation == "softmax" and at_logits)
+        return activation == "linear" or (activation in OUTPUT_ACTIVATIONS and at_logits)
     return (
         at_logits and activation == "linear" and layers[-2].name == last_dense
-        and network.classify_layer(layers[-1]) == "softmax"
+        and network.classify_layer(layers[-1]) in OUTPUT_ACTIVATIONS
     )
 
 
@@ -238,7 +238,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         probe = np.zeros((1,) + tuple(model.inputs[0].shape[1:]), dtype=model.inputs[0].dtype)
         trace = network.forward(model, probe)
         loss = self.loss if self.loss is not None else getattr(model, "loss", None)
-        resolved = resolve_loss(loss, output_is_softmax=trace.output_is_softmax, convex=self.convex)
+        resolved = resolve_loss(loss, output_activation=trace.output_activation, convex=self.convex)
         quadratic = isinstance(resolved.convex_loss, MeanSquaredError)
         chain = recording.dense_chain(model)
         weighted = network.weighted_layers(model)
@@ -455,13 +455,12 @@ class TaylorRecorder(keras.callbacks.Callback):
                 f"storage_budget_bytes={self.storage_budget_bytes} ({_human_bytes(self.storage_budget_bytes)}). "
                 "Record fewer layers or neurons, use a sparser schedule or dtype='float16', or raise the budget."
             )
-        label_smoothing = float(getattr(self.resolved.convex_loss, "label_smoothing", 0.0))
         manifest = {
             "kind": "taylor",
             "model": {"name": model.name, "config": model.get_config()},
             "loss": {"name": self.resolved.convex_loss.name, "reduction": self.resolved.convex_loss.reduction,
                      "at_logits": self.resolved.at_logits, "num_outputs": self.num_outputs,
-                     "quadratic": self.plan.quadratic, "label_smoothing": label_smoothing},
+                     "quadratic": self.plan.quadratic, **self.resolved.convex_loss.config()},
             "optimizer": _optimizer_description(model),
             "schedule": self._schedule().to_config(),
             "checkpoints": self.checkpoints.to_config(),
