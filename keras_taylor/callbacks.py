@@ -427,7 +427,7 @@ class TaylorRecorder(keras.callbacks.Callback):
 
     def _begin(self, batch_size: int) -> None:
         model = self.model
-        network.model_layers(model)
+        network.check_full_precision(model)
         self.plan, self.resolved, self.num_outputs, per_round, per_checkpoint, network_reason = self._build_plan(
             model, batch_size
         )

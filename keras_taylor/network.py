@@ -146,6 +146,34 @@ def model_layers(model: keras.Model) -> list:
     return list(model.layers)
 
 
+def check_full_precision(model: keras.Model) -> None:
+    """Refuses a model whose layers compute in lower precision than their variables.
+
+    Under a mixed-precision policy ("mixed_float16", "mixed_bfloat16") Keras casts each
+    layer's inputs and variables to float16 inside `Layer.__call__`. `forward` runs the
+    layers' math itself, so in a training step it would not reproduce that pass (it
+    would mix float32 inputs with float16 kernels: recording would change training),
+    and the statistics of `keras_taylor.recording` assume one float dtype throughout
+    (float16 Jacobians met float32 kernels in a MatMul). Recording from float16
+    compute would need the walker to autocast as Keras does and cast every captured
+    tensor to float32; until then such a model is refused. (`taylor_snapshot`, which
+    runs outside a training step, evaluates the float32 network at the float32
+    weights and is not affected.)
+
+    Raises:
+        UnsupportedModelError: naming the first such layer and its dtype policy.
+    """
+    for layer in model_layers(model):
+        policy = layer.dtype_policy
+        if classify_layer(layer) != "input" and policy.compute_dtype != policy.variable_dtype:
+            raise UnsupportedModelError(
+                f"Layer '{layer.name}' has dtype policy '{policy.name}' (computes in {policy.compute_dtype}, "
+                f"variables in {policy.variable_dtype}): TaylorRecorder does not record mixed precision, "
+                "because its re-executed forward pass does not autocast as Keras does. Record a float32 "
+                "run: keras.mixed_precision.set_global_policy('float32') before building the model."
+            )
+
+
 def _is_functional(model) -> bool:
     return hasattr(model, "_run_through_graph") and hasattr(model, "_nodes_by_depth")
 

@@ -137,3 +137,33 @@ def test_model_without_rectifiers_has_no_masks(rng):
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="has no rectifier"):
         kt.activation_masks(model, rng.normal(size=(2, 3)))
+
+
+@pytest.fixture(params=["mixed_float16", "mixed_bfloat16"])
+def mixed_policy(request):
+    """Sets a global mixed-precision policy for the test, and restores the previous one after."""
+    previous = keras.config.dtype_policy()
+    keras.mixed_precision.set_global_policy(request.param)
+    try:
+        yield request.param
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def test_mixed_precision_recording_is_refused_naming_the_policy(mixed_policy, tmp_path, rng):
+    from keras_taylor.callbacks import TaylorRecorder  # pylint: disable=import-outside-toplevel
+
+    model = _mlp_with(keras.layers.Dense(4, activation="relu", name="second"))
+    model.compile("sgd", "mse")
+    x, y = rng.normal(size=(8, 4)).astype("float32"), rng.normal(size=(8, 3)).astype("float32")
+    with pytest.raises(UnsupportedModelError, match=f"Layer 'first' has dtype policy '{mixed_policy}'"):
+        network.check_full_precision(model)
+    with pytest.raises(UnsupportedModelError, match=f"'{mixed_policy}'.*does not record mixed precision"):
+        model.fit(x, y, batch_size=4, verbose=0, callbacks=[TaylorRecorder(tmp_path / "run", verbose=0)])
+    assert not (tmp_path / "run").exists()
+    keras.mixed_precision.set_global_policy("float32")
+    full_precision = _mlp_with(keras.layers.Dense(4, activation="relu", name="second"))
+    network.check_full_precision(full_precision)  # the same model in float32 is accepted
+    full_precision.compile("sgd", "mse")
+    full_precision.fit(x, y, batch_size=4, verbose=0, callbacks=[TaylorRecorder(tmp_path / "run", verbose=0)])
+    assert (tmp_path / "run" / "manifest.json").exists()
