@@ -14,7 +14,7 @@ class UnsupportedModelError(ValueError):
 
 
 class NonConvexLossError(ValueError):
-    """A loss that is not known to be convex in the network outputs."""
+    """A loss that is not known to be convex and differentiable in the network outputs (the message says why)."""
 
 
 class ShapeMismatchError(ValueError):

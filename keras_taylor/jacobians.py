@@ -26,8 +26,8 @@ _DEFAULT_MAX_ELEMENTS = 50_000_000
 def linearization_outputs(trace: walker.ForwardTrace, at_logits: bool) -> tf.Tensor:
     """The tensor the Taylor expansion is taken of: logits or model outputs."""
     if at_logits:
-        if not trace.output_is_softmax:
-            raise ValueError("at_logits=True, but the model does not end in a softmax.")
+        if trace.output_activation is None:
+            raise ValueError("at_logits=True, but the model does not end in a softmax or sigmoid.")
         return trace.outputs
     return trace.model_outputs
 
@@ -83,7 +83,7 @@ def layer_factors(
         model: A built Sequential or functional model of supported layers.
         inputs: `[B, ...]` batch.
         layers: Layer names or layers; default every layer with weights.
-        at_logits: Differentiate the logits before a final softmax.
+        at_logits: Differentiate the logits before a final softmax or sigmoid.
         training: Run dropout in training mode.
         dropout_masks: Dropout layer name -> keep mask to reuse.
 
@@ -115,7 +115,7 @@ def weight_jacobian(
         inputs: `[B, ...]` batch.
         layer: Layer name or layer with weights.
         weight: "kernel" for `[B, p_L, *kernel.shape]`, "bias" for `[B, p_L, units]`.
-        at_logits: Differentiate the logits before a final softmax.
+        at_logits: Differentiate the logits before a final softmax or sigmoid.
         training: Run dropout in training mode.
         dropout_masks: Dropout layer name -> keep mask to reuse.
         max_elements: Refuse to materialize more numbers than this.

@@ -47,9 +47,9 @@ def taylor_snapshot(
     reuses `dropout_masks`) and the snapshot linearizes exactly that pass; the masks
     used are in `.dropout_masks`.
 
-    A model ending in a softmax trained with a probability-space cross-entropy is
-    linearized at its logits, where the loss is the from-logits cross-entropy; this
-    keeps the Taylor loss convex. `.outputs` are then the logits.
+    A model ending in a softmax (sigmoid) trained with a probability-space (binary)
+    cross-entropy is linearized at its logits, where the loss is the from-logits
+    cross-entropy; this keeps the Taylor loss convex. `.outputs` are then the logits.
 
     Args:
         model: A built Sequential or functional model of supported layers.
@@ -81,7 +81,7 @@ def taylor_snapshot(
         )
     with tf.GradientTape(persistent=True) as tape:
         trace = walker.forward(model, x, training=training, dropout_masks=dropout_masks)
-        resolved = resolve_loss(loss, output_is_softmax=trace.output_is_softmax, convex=convex)
+        resolved = resolve_loss(loss, output_activation=trace.output_activation, convex=convex)
         outputs = jacobians.linearization_outputs(trace, resolved.at_logits)
     outputs_np = np.asarray(outputs)
     targets = resolved.convex_loss.check_targets(outputs_np.shape, np.asarray(y))

@@ -193,8 +193,8 @@ class TaylorSnapshot:
     """The neural Taylor approximation T^n and Taylor loss at one round.
 
     Attributes:
-        outputs: f_{W^n}(x^n), `[B, p_L]` (the logits when a final softmax is split
-            off for a probability-space cross-entropy; see `at_logits`).
+        outputs: f_{W^n}(x^n), `[B, p_L]` (the logits when a final softmax or sigmoid
+            is split off for a probability-space cross-entropy; see `at_logits`).
         targets: y^n as the loss reads it.
         loss: The real loss at W^n, with the Keras loss's own reduction.
         convex_loss: ℓ as a function of the linearization point.
@@ -203,7 +203,7 @@ class TaylorSnapshot:
             `model.trainable_weights`: the layout of network-scale `V`.
         masks: Per rectifier layer, its activation mask `[B, *units]`.
         dropout_masks: Per dropout layer used in training mode, the scaled keep mask.
-        at_logits: Whether the linearization point is the logits before a softmax.
+        at_logits: Whether the linearization point is the logits before a softmax or sigmoid.
         training: Whether the snapshot was taken in training mode.
     """
 

@@ -11,8 +11,8 @@ functional model op by op with the model's own variables:
   on the caller's `tf.GradientTape`.
 - `Dropout` in training mode draws its mask from the layer's own seed
   generator, exactly as `Dropout.call` would, or reuses masks passed in.
-- A final softmax is split off: the linearization point is the logits, which
-  is what keeps the Taylor loss of a cross-entropy convex.
+- A final softmax or sigmoid is split off: the linearization point is the
+  logits, which is what keeps the Taylor loss of a cross-entropy convex.
 
 Any other layer is refused by name (`UnsupportedLayerError`).
 """
@@ -40,15 +40,15 @@ _PASSTHROUGH_TYPES = (
 )
 _SUPPORTED_DESCRIPTION = (
     "Supported layers: Dense and Conv2D (activation linear or relu, or softmax "
-    "on the model output), RectifiedDense, RectifiedConv2D, ReLU(), "
-    "Activation('relu' | 'linear' | 'softmax'), Softmax (on the output), "
+    "or sigmoid on the model output), RectifiedDense, RectifiedConv2D, ReLU(), "
+    "Activation('relu' | 'linear' | 'softmax' | 'sigmoid'), Softmax (on the output), "
     "MaxPooling2D, Flatten, Reshape, Dropout, InputLayer."
 )
 
 
 def _activation_name(activation: Any) -> str | None:
     name = getattr(activation, "__name__", None)
-    return name if name in ("relu", "linear", "softmax") else None
+    return name if name in ("relu", "linear", "softmax", "sigmoid") else None
 
 
 def _unsupported(layer, why: str) -> UnsupportedLayerError:
@@ -63,7 +63,7 @@ def classify_layer(layer) -> str:
 
     Returns:
         One of "input", "dense", "conv2d", "relu", "linear", "softmax",
-        "dropout", "passthrough". For "dense" / "conv2d" the layer's own
+        "sigmoid", "dropout", "passthrough". For "dense" / "conv2d" the layer's own
         activation is given by `layer_activation`.
 
     Raises:
@@ -114,7 +114,7 @@ def classify_layer(layer) -> str:
 
 
 def layer_activation(layer) -> str | None:
-    """The activation ("linear", "relu", "softmax") of a Dense/Conv2D-type layer."""
+    """The activation ("linear", "relu", "softmax", "sigmoid") of a Dense/Conv2D-type layer."""
     if type(layer) in (kt_layers.RectifiedDense, kt_layers.RectifiedConv2D):
         return "relu"
     return _activation_name(layer.activation)
@@ -144,6 +144,34 @@ def model_layers(model: keras.Model) -> list:
     for layer in model.layers:
         classify_layer(layer)
     return list(model.layers)
+
+
+def check_full_precision(model: keras.Model) -> None:
+    """Refuses a model whose layers compute in lower precision than their variables.
+
+    Under a mixed-precision policy ("mixed_float16", "mixed_bfloat16") Keras casts each
+    layer's inputs and variables to float16 inside `Layer.__call__`. `forward` runs the
+    layers' math itself, so in a training step it would not reproduce that pass (it
+    would mix float32 inputs with float16 kernels: recording would change training),
+    and the statistics of `keras_taylor.recording` assume one float dtype throughout
+    (float16 Jacobians met float32 kernels in a MatMul). Recording from float16
+    compute would need the walker to autocast as Keras does and cast every captured
+    tensor to float32; until then such a model is refused. (`taylor_snapshot`, which
+    runs outside a training step, evaluates the float32 network at the float32
+    weights and is not affected.)
+
+    Raises:
+        UnsupportedModelError: naming the first such layer and its dtype policy.
+    """
+    for layer in model_layers(model):
+        policy = layer.dtype_policy
+        if classify_layer(layer) != "input" and policy.compute_dtype != policy.variable_dtype:
+            raise UnsupportedModelError(
+                f"Layer '{layer.name}' has dtype policy '{policy.name}' (computes in {policy.compute_dtype}, "
+                f"variables in {policy.variable_dtype}): TaylorRecorder does not record mixed precision, "
+                "because its re-executed forward pass does not autocast as Keras does. Record a float32 "
+                "run: keras.mixed_precision.set_global_policy('float32') before building the model."
+            )
 
 
 def _is_functional(model) -> bool:
@@ -205,9 +233,11 @@ class ForwardTrace:
 
     Attributes:
         outputs: `[B, p_L]`, the point of linearization: the model output, or the
-            logits when the model ends in a softmax.
-        model_outputs: what the model itself returns (probabilities after a softmax).
-        output_is_softmax: whether a final softmax was split off.
+            logits when the model ends in a softmax or sigmoid.
+        model_outputs: what the model itself returns (probabilities after a softmax
+            or sigmoid).
+        output_activation: "softmax" or "sigmoid" when that final activation was split
+            off (`outputs` are then its logits), else None.
         layer_inputs: per weighted layer, its input `[B, ...]`.
         preactivations: per weighted layer, its pre-activation `[B, ..., units]`.
         masks: per rectifier layer, `preactivation > 0`.
@@ -220,7 +250,7 @@ class ForwardTrace:
 
     outputs: tf.Tensor
     model_outputs: tf.Tensor
-    output_is_softmax: bool
+    output_activation: str | None
     layer_inputs: dict
     preactivations: dict
     masks: dict
@@ -243,10 +273,10 @@ class _Walker:
         self.dropout_masks = {}
         self.per_example_weights = {}
         self.weight_values = {}
-        self.softmax_logits = {}
-        # Keeps every softmax output alive for the whole pass: `softmax_logits` is keyed
+        self.split_logits = {}
+        # Keeps every split-off output alive for the whole pass: `split_logits` is keyed
         # by id(), and a freed tensor's id is reused by later tensors.
-        self.softmax_outputs = []
+        self.split_outputs = []
 
     def call(self, layer, *args, **kwargs):
         inputs = args[0]
@@ -260,8 +290,8 @@ class _Walker:
             return outputs
         if kind == "relu":
             return self._rectify(layer.name, inputs)[0]
-        if kind == "softmax":
-            return self._softmax(inputs)
+        if kind in ("softmax", "sigmoid"):
+            return self._split_off(kind, inputs)
         if kind == "dropout":
             return self._dropout(layer, inputs)
         return layer(inputs)
@@ -301,8 +331,8 @@ class _Walker:
         activation = layer_activation(layer)
         if activation == "relu":
             return self._rectify(layer.name, preactivation)
-        if activation == "softmax":
-            return self._softmax(preactivation), None
+        if activation in ("softmax", "sigmoid"):
+            return self._split_off(activation, preactivation), None
         return preactivation, None
 
     def _per_example_affine(self, layer, kind, inputs, kernel, bias):
@@ -329,13 +359,16 @@ class _Walker:
         self.masks[name] = mask
         return tf.nn.relu(preactivation), mask
 
-    def _softmax(self, logits):
-        # keras.activations.softmax (what Keras's own layers call) caches the logits on
-        # its output, so a Keras cross-entropy of these probabilities is computed from
-        # the logits, unclipped, exactly as on model(x).
-        probabilities = keras.activations.softmax(logits, axis=-1)
-        self.softmax_logits[id(probabilities)] = logits
-        self.softmax_outputs.append(probabilities)
+    def _split_off(self, activation, logits):
+        # keras.activations.softmax / sigmoid (what Keras's own layers call) cache the
+        # logits on their output, so a Keras cross-entropy of these probabilities is
+        # computed from the logits, unclipped, exactly as on model(x).
+        if activation == "softmax":
+            probabilities = keras.activations.softmax(logits, axis=-1)
+        else:
+            probabilities = keras.activations.sigmoid(logits)
+        self.split_logits[id(probabilities)] = (activation, logits)
+        self.split_outputs.append(probabilities)
         return probabilities
 
     def _dropout(self, layer, inputs):
@@ -394,13 +427,13 @@ def forward(
         )
         if isinstance(model_outputs, (list, tuple)):
             (model_outputs,) = model_outputs
-    output_is_softmax = id(model_outputs) in walker.softmax_logits
-    if len(walker.softmax_logits) > int(output_is_softmax):
+    output_activation, outputs = walker.split_logits.get(id(model_outputs), (None, model_outputs))
+    inner = [activation for key, (activation, _) in walker.split_logits.items() if key != id(model_outputs)]
+    if inner:
         raise UnsupportedModelError(
-            f"Model '{model.name}' applies a softmax before its output; only a final "
-            "softmax (split off at the logits) is supported."
+            f"Model '{model.name}' applies a {inner[0]} before its output; only a final "
+            "softmax or sigmoid (split off at the logits) is supported."
         )
-    outputs = walker.softmax_logits[id(model_outputs)] if output_is_softmax else model_outputs
     if len(outputs.shape) != 2:
         raise UnsupportedModelError(
             f"Model '{model.name}' returns shape {tuple(outputs.shape)}; keras_taylor needs "
@@ -409,7 +442,7 @@ def forward(
     return ForwardTrace(
         outputs=outputs,
         model_outputs=model_outputs,
-        output_is_softmax=output_is_softmax,
+        output_activation=output_activation,
         layer_inputs=walker.layer_inputs,
         preactivations=walker.preactivations,
         masks=walker.masks,

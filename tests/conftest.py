@@ -111,6 +111,8 @@ def _mlp_layers(rng, output_activation=None):
     ]
     if output_activation == "softmax_layer":
         stack += [keras.layers.Dense(NUM_OUTPUTS, name="logits"), keras.layers.Softmax(name="softmax")]
+    elif output_activation == "sigmoid_layer":
+        stack += [keras.layers.Dense(NUM_OUTPUTS, name="logits"), keras.layers.Activation("sigmoid", name="sigmoid")]
     else:
         stack.append(keras.layers.Dense(NUM_OUTPUTS, activation=output_activation, name="logits"))
     return stack
@@ -177,6 +179,14 @@ def build_softmax_classifier(rng, functional: bool = False, softmax: str = "dens
     return randomize_weights(model, rng)
 
 
+def build_sigmoid_classifier(rng, functional: bool = False, sigmoid: str = "dense") -> keras.Model:
+    """The MLP ending in NUM_OUTPUTS sigmoids (multi-label): inside the last Dense or as Activation("sigmoid")."""
+    output_activation = "sigmoid" if sigmoid == "dense" else "sigmoid_layer"
+    model = _assemble(_mlp_layers(rng, output_activation), MLP_INPUT_SHAPE, functional, "multilabel")
+    assert tuple(weighted_layer_names(model)) == MLP_WEIGHTED_LAYERS
+    return randomize_weights(model, rng)
+
+
 MODEL_BUILDERS = {
     "mlp_seq": lambda rng: build_mlp(rng, functional=False),
     "mlp_fun": lambda rng: build_mlp(rng, functional=True),
@@ -184,9 +194,12 @@ MODEL_BUILDERS = {
     "convnet_fun": lambda rng: build_convnet(rng, functional=True),
     "softmax_dense_seq": lambda rng: build_softmax_classifier(rng, functional=False, softmax="dense"),
     "softmax_layer_fun": lambda rng: build_softmax_classifier(rng, functional=True, softmax="layer"),
+    "sigmoid_dense_fun": lambda rng: build_sigmoid_classifier(rng, functional=True, sigmoid="dense"),
+    "sigmoid_layer_seq": lambda rng: build_sigmoid_classifier(rng, functional=False, sigmoid="layer"),
 }
 LOGIT_MODELS = ("mlp_seq", "mlp_fun", "convnet_seq", "convnet_fun")
 SOFTMAX_MODELS = ("softmax_dense_seq", "softmax_layer_fun")
+SIGMOID_MODELS = ("sigmoid_dense_fun", "sigmoid_layer_seq")
 
 
 def random_inputs(model: keras.Model, rng: np.random.Generator, batch_size: int = 4) -> np.ndarray:

@@ -1,6 +1,7 @@
 """Smoke tests of every binary's main on a tiny config, each in its own process (absl flags are global)."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -78,3 +79,40 @@ def test_figure1_draws_a_trained_relu_net(tmp_path):
 
     written = experiments.figure1(experiments.Figure1Config(widths=(8, 8), steps=16, points=101), tmp_path, dpi=40)
     assert [path.name for path in written] == ["fig1_piecewise_linear.png"] and written[0].stat().st_size > 0
+
+
+# TensorFlow start-up lines that TF_CPP_MIN_LOG_LEVEL filters (INFO: CPU features, oneDNN; ERROR: the CUDA
+# probe of a CPU-only machine). absl's pre-initialization lines (cudart_stub) bypass the filter: not listed.
+_FILTERABLE_CHATTER = ("cpu_feature_guard", "oneDNN custom operations", "failed call to cuInit")
+
+
+def _checkout_environment(tmp_path, **variables) -> dict:
+    """A clean environment that imports keras_taylor and keras_taylor_bin (= bin/) from this checkout."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    packages = tmp_path / "packages"
+    packages.mkdir(exist_ok=True)
+    if not (packages / "keras_taylor_bin").exists():
+        (packages / "keras_taylor_bin").symlink_to(root / "bin")
+    return {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": f"{packages}:{root}", **variables}
+
+
+def _chatter(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if any(marker in line for marker in _FILTERABLE_CHATTER)]
+
+
+def _demo_help(tmp_path, **variables) -> subprocess.CompletedProcess:
+    """keras-taylor-demo --helpfull: imports the binary (and TensorFlow, at module level), prints its flags."""
+    result = subprocess.run([sys.executable, "-m", "keras_taylor_bin.demo", "--helpfull"], capture_output=True,
+                            text=True, timeout=300, env=_checkout_environment(tmp_path, **variables))
+    assert "--num_examples" in result.stdout, result.stderr[-3000:]  # its own flag (absl exits 1 after help)
+    return result
+
+
+def test_binaries_quiet_tensorflow_start_up_unless_the_user_sets_the_level(tmp_path):
+    assert _chatter(_demo_help(tmp_path).stderr) == []
+    loud = _demo_help(tmp_path, TF_CPP_MIN_LOG_LEVEL="0")
+    baseline = subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, text=True,
+                              timeout=300, env=_checkout_environment(tmp_path, TF_CPP_MIN_LOG_LEVEL="0"))
+    if not _chatter(baseline.stderr):
+        pytest.skip("This TensorFlow build prints no filterable start-up lines here: nothing to silence.")
+    assert _chatter(loud.stderr), loud.stderr[-3000:]  # the user's own level is kept

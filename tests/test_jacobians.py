@@ -45,6 +45,8 @@ MODEL_CASES = {
     "convnet_fun": ("convnet_fun", "float64"),
     "softmax_layer_fun": ("softmax_layer_fun", "float64"),
     "softmax_dense_seq": ("softmax_dense_seq", "float64"),
+    "sigmoid_dense_fun": ("sigmoid_dense_fun", "float64"),
+    "sigmoid_layer_seq": ("sigmoid_layer_seq", "float64"),
     "convnet_seq-float32": ("convnet_seq", "float32"),
 }
 WEIGHTS = ("kernel", "bias")
@@ -61,7 +63,7 @@ FINITE_DIFFERENCE_GRID = [("convnet_fun", name) for name in CONVNET_WEIGHTED_LAY
     ("mlp_seq", "rectified_dense")
 ]
 FACTORED_CASES = ("mlp_seq", "convnet_fun", "softmax_layer_fun")
-SOFTMAX_CASES = ("softmax_layer_fun", "softmax_dense_seq")
+SPLIT_OUTPUT_CASES = ("softmax_layer_fun", "softmax_dense_seq", "sigmoid_dense_fun", "sigmoid_layer_seq")
 MASK_MODELS = ("mlp_seq", "mlp_fun", "convnet_seq", "convnet_fun", "softmax_layer_fun")
 
 
@@ -98,7 +100,7 @@ def _factors(case_id: str) -> dict:
 
 
 def _logits(model: keras.Model, x):
-    """The pre-softmax outputs: the last Dense layer's affine map, applied by hand to its input."""
+    """The pre-softmax (pre-sigmoid) outputs: the last Dense layer's affine map, applied by hand to its input."""
     logits_layer = model.get_layer("logits")
     hidden = keras.Model(model.inputs[0], logits_layer.input)(x, training=False)
     return keras.ops.matmul(hidden, logits_layer.kernel) + logits_layer.bias
@@ -180,7 +182,7 @@ def test_weight_jacobian_matches_finite_differences(case_id, layer):
 
 
 @pytest.mark.parametrize("layer", ["rectified_dense", "logits"])
-@pytest.mark.parametrize("case_id", SOFTMAX_CASES)
+@pytest.mark.parametrize("case_id", SPLIT_OUTPUT_CASES)
 def test_weight_jacobian_at_logits_differentiates_the_logits(case_id, layer):
     case = _model_case(case_id)
     kernel = case.model.get_layer(layer).kernel

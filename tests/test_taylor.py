@@ -35,6 +35,7 @@ from conftest import (
     assert_at_most,
     assert_close,
     build_convnet,
+    build_sigmoid_classifier,
     build_softmax_classifier,
     floatx,
     random_inputs,
@@ -58,6 +59,17 @@ LOSSES = {
     # Probability-space cross-entropies on a softmax output: linearized at the logits.
     "cce_probs": (keras.losses.CategoricalCrossentropy, "one_hot"),
     "scce_probs_string": (lambda: "sparse_categorical_crossentropy", "index"),
+    "bce_logits": (lambda: keras.losses.BinaryCrossentropy(from_logits=True), "binary"),
+    "bce_logits_smoothed_sum": (
+        lambda: keras.losses.BinaryCrossentropy(from_logits=True, label_smoothing=0.2, reduction="sum"),
+        "probabilities",
+    ),
+    # Probability-space binary cross-entropy on sigmoid outputs: linearized at the logits.
+    "bce_probs": (keras.losses.BinaryCrossentropy, "binary"),
+    "bce_probs_string": (lambda: "binary_crossentropy", "probabilities"),
+    "huber_small_delta": (lambda: keras.losses.Huber(delta=0.3), "real"),
+    "log_cosh": (lambda: "log_cosh", "real"),
+    "squared_hinge": (keras.losses.SquaredHinge, "signs"),
 }
 
 # case id -> (model, loss, dtype)
@@ -70,6 +82,14 @@ CASES = {
     "softmax_dense_seq-cce_probs": ("softmax_dense_seq", "cce_probs", "float64"),
     "softmax_layer_fun-scce_probs_string": ("softmax_layer_fun", "scce_probs_string", "float64"),
     "mlp_fun-mse_object-float32": ("mlp_fun", "mse_object", "float32"),
+    "mlp_seq-bce_logits": ("mlp_seq", "bce_logits", "float64"),
+    "convnet_fun-bce_logits_smoothed_sum": ("convnet_fun", "bce_logits_smoothed_sum", "float64"),
+    "sigmoid_dense_fun-bce_probs": ("sigmoid_dense_fun", "bce_probs", "float64"),
+    "sigmoid_layer_seq-bce_probs_string": ("sigmoid_layer_seq", "bce_probs_string", "float64"),
+    "sigmoid_dense_fun-bce_probs-float32": ("sigmoid_dense_fun", "bce_probs", "float32"),
+    "mlp_fun-huber_small_delta": ("mlp_fun", "huber_small_delta", "float64"),
+    "convnet_seq-log_cosh": ("convnet_seq", "log_cosh", "float64"),
+    "mlp_seq-squared_hinge": ("mlp_seq", "squared_hinge", "float64"),
 }
 FLOAT64_CASES = [case_id for case_id, (_, _, dtype) in CASES.items() if dtype == "float64"]
 
@@ -86,6 +106,12 @@ def random_targets(kind: str, rng: np.random.Generator, batch_size: int, dtype: 
         return rng.dirichlet(np.ones(NUM_OUTPUTS), size=batch_size).astype(dtype)
     if kind == "index":
         return rng.integers(NUM_OUTPUTS, size=batch_size)
+    if kind == "binary":  # multi-label: each output its own 0/1 label
+        return rng.integers(2, size=(batch_size, NUM_OUTPUTS)).astype(dtype)
+    if kind == "probabilities":
+        return rng.uniform(size=(batch_size, NUM_OUTPUTS)).astype(dtype)
+    if kind == "signs":
+        return rng.choice([-1.0, 1.0], size=(batch_size, NUM_OUTPUTS)).astype(dtype)
     raise ValueError(f"Unknown target kind {kind!r}")
 
 
@@ -202,6 +228,41 @@ def test_loss_is_keras_own_value_when_the_softmax_saturates(float64, rng):
     assert_close(snapshot.taylor_loss(snapshot.weights("logits"), "logits"), keras_loss, float64)
 
 
+def test_binary_loss_is_keras_own_value_when_the_sigmoid_saturates(float64, rng):
+    """As for the softmax: Keras reads the logits cached on the sigmoid's output, unclipped.
+
+    Labels opposite to saturated sigmoids put p below Keras's epsilon, where a
+    probability-space binary cross-entropy would be clipped to −log(1e-7) ≈ 16.1.
+    """
+    model = build_sigmoid_classifier(rng, functional=True, sigmoid="layer")
+    logits_layer = model.get_layer("logits")
+    logits_layer.kernel.assign(300.0 * logits_layer.kernel)
+    logits_layer.bias.assign(300.0 * logits_layer.bias)
+    x = random_inputs(model, rng, BATCH_SIZE)
+    probabilities = np.asarray(model(x))
+    y = (probabilities < 0.5).astype("float64")  # every label the wrong way round
+    loss = keras.losses.BinaryCrossentropy()
+
+    snapshot = keras_taylor.taylor_snapshot(model, x, y, loss, layers=["logits"])
+
+    keras_loss = float(loss(y, model(x)))
+    # Clipped, no output could cost more than −log(ε); the mean over all of them does.
+    assert keras_loss > 2 * -np.log(keras.config.epsilon())
+    assert_close(snapshot.loss, keras_loss, float64)
+    assert_close(snapshot.taylor_loss(snapshot.weights("logits"), "logits"), keras_loss, float64)
+
+
+@pytest.mark.parametrize("activation", ["softmax", "sigmoid"])
+def test_split_activation_before_the_output_is_refused(float64, rng, activation):
+    model = keras.Sequential(
+        [keras.Input(MLP_INPUT_SHAPE), keras.layers.Dense(4, activation=activation, name="inner"),
+         keras.layers.Dense(NUM_OUTPUTS, activation="sigmoid")]
+    )
+    x, y = rng.normal(size=(2, *MLP_INPUT_SHAPE)), rng.uniform(size=(2, NUM_OUTPUTS))
+    with pytest.raises(UnsupportedModelError, match=f"applies a {activation} before its output"):
+        keras_taylor.taylor_snapshot(model, x, y, "binary_crossentropy")
+
+
 def test_softmax_before_the_output_is_refused(float64, rng):
     """Only a final softmax can be split off; one inside the network must be refused every time.
 
@@ -274,8 +335,10 @@ def test_taylor_gradient_equals_finite_differences_away_from_expansion_point(cas
         numeric = central_differences(
             lambda values: snapshot.taylor_loss(values, layer, neuron), point, step=1e-6
         )
-        for actual, desired in zip(analytic, numeric):
-            assert_close(actual, desired, case.dtype, scale_id)
+        # One comparison per scale: the differences' rounding (~1e-10) is the same for every
+        # entry, so a small part (one neuron's bias) is judged against the whole gradient's size.
+        assert_close(np.concatenate([part.ravel() for part in analytic]),
+                     np.concatenate([part.ravel() for part in numeric]), case.dtype, scale_id)
 
 
 def test_dropout_snapshot_gradient_equals_backprop_with_the_same_masks(float64, rng):

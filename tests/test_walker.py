@@ -72,8 +72,8 @@ def test_nested_and_multi_output_models_are_refused(rng):
 def test_loss_and_shape_refusals(rng):
     model = _mlp_with(keras.layers.Dropout(0.5))
     x, y = rng.normal(size=(3, 4)), rng.normal(size=(3, 3))
-    with pytest.raises(NonConvexLossError, match="'huber'"):
-        kt.taylor_snapshot(model, x, y, "huber")
+    with pytest.raises(NonConvexLossError, match="'mean_absolute_error'"):
+        kt.taylor_snapshot(model, x, y, "mae")
     with pytest.raises(ShapeMismatchError, match=r"targets.shape=\(3, 4\)"):
         kt.taylor_snapshot(model, x, rng.normal(size=(3, 4)), "mse")
     with pytest.raises(ShapeMismatchError, match="x has 3 examples"):
@@ -162,3 +162,33 @@ def test_convolution_patches_equal_the_numpy_reference_and_the_convolution(rng, 
     kernel = np.asarray(layer.kernel)
     convolved = np.einsum("bhwcij,ijco->bhwo", reference, kernel) + np.asarray(layer.bias)
     np.testing.assert_allclose(convolved, np.asarray(layer(inputs)), rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(params=["mixed_float16", "mixed_bfloat16"])
+def mixed_policy(request):
+    """Sets a global mixed-precision policy for the test, and restores the previous one after."""
+    previous = keras.config.dtype_policy()
+    keras.mixed_precision.set_global_policy(request.param)
+    try:
+        yield request.param
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def test_mixed_precision_recording_is_refused_naming_the_policy(mixed_policy, tmp_path, rng):
+    from keras_taylor.callbacks import TaylorRecorder  # pylint: disable=import-outside-toplevel
+
+    model = _mlp_with(keras.layers.Dense(4, activation="relu", name="second"))
+    model.compile("sgd", "mse")
+    x, y = rng.normal(size=(8, 4)).astype("float32"), rng.normal(size=(8, 3)).astype("float32")
+    with pytest.raises(UnsupportedModelError, match=f"Layer 'first' has dtype policy '{mixed_policy}'"):
+        walker.check_full_precision(model)
+    with pytest.raises(UnsupportedModelError, match=f"'{mixed_policy}'.*does not record mixed precision"):
+        model.fit(x, y, batch_size=4, verbose=0, callbacks=[TaylorRecorder(tmp_path / "run", verbose=0)])
+    assert not (tmp_path / "run").exists()
+    keras.mixed_precision.set_global_policy("float32")
+    full_precision = _mlp_with(keras.layers.Dense(4, activation="relu", name="second"))
+    walker.check_full_precision(full_precision)  # the same model in float32 is accepted
+    full_precision.compile("sgd", "mse")
+    full_precision.fit(x, y, batch_size=4, verbose=0, callbacks=[TaylorRecorder(tmp_path / "run", verbose=0)])
+    assert (tmp_path / "run" / "manifest.json").exists()

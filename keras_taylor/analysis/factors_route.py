@@ -16,8 +16,7 @@ from keras_taylor.analysis.affine_rounds import LinearRound, as_rounds
 from keras_taylor.analysis.bounded import factored_taylor_optimum, trajectory_diameter
 from keras_taylor.analysis.results import MissingStatisticsError, SolverDiagnostics, TaylorOptimumWarning
 from keras_taylor.analysis.route import RouteMinima
-from keras_taylor.losses import (CategoricalCrossentropyFromLogits, ConvexLoss, MeanSquaredError,
-                                 SparseCategoricalCrossentropyFromLogits)
+from keras_taylor.losses import CONVEX_LOSSES, ConvexLoss, convex_loss_from_record
 from keras_taylor.schema import Route
 from keras_taylor.taylor import conv_patches
 
@@ -79,14 +78,10 @@ class FactorsRoute:
 
 def convex_loss_of(loss: dict) -> ConvexLoss:
     """The NumPy loss that a manifest's "loss" entry names."""
-    if loss["name"] == "categorical_crossentropy":
-        return CategoricalCrossentropyFromLogits(float(loss.get("label_smoothing", 0.0)), loss["reduction"])
-    if loss["name"] == "sparse_categorical_crossentropy":
-        return SparseCategoricalCrossentropyFromLogits(loss["reduction"])
-    if loss["name"] == "mean_squared_error":
-        return MeanSquaredError(loss["reduction"])
+    if loss["name"] in CONVEX_LOSSES:
+        return convex_loss_from_record(loss)
     raise MissingStatisticsError(
-        f"The post-hoc analysis evaluates mean squared error and cross-entropy from logits; this run's loss "
+        f"The post-hoc analysis evaluates the losses {sorted(CONVEX_LOSSES)}; this run's loss "
         f"is {loss['name']!r} (declared convex by the user), which it cannot rebuild without TensorFlow."
     )
 

@@ -151,7 +151,7 @@ class TaylorRecorder(keras.callbacks.Callback):
 
     def _begin(self, batch_size: int) -> None:
         model = self.model
-        walker.model_layers(model)
+        walker.check_full_precision(model)
         planned = plan_recording(model, self.options, batch_size, self._total_steps(),
                                  (self.params or {}).get("steps"))
         self.planned = plan = planned
@@ -187,8 +187,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             "model": {"name": model.name, "config": model.get_config()},
             "loss": {"name": convex_loss.name, "reduction": convex_loss.reduction,
                      "at_logits": plan.resolved_loss.at_logits, "num_outputs": plan.num_outputs,
-                     "quadratic": plan.plan.quadratic,
-                     "label_smoothing": float(getattr(convex_loss, "label_smoothing", 0.0))},
+                     "quadratic": plan.plan.quadratic, **convex_loss.config()},
             "optimizer": optimizer_description(model),
             "schedule": plan.schedule.to_config(),
             "checkpoints": self.options.checkpoints.to_config(),

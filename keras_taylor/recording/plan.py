@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from keras_taylor import schedules, walker
-from keras_taylor.losses import MeanSquaredError, ResolvedLoss, resolve_loss
+from keras_taylor.losses import OUTPUT_ACTIVATIONS, MeanSquaredError, ResolvedLoss, resolve_loss
 from keras_taylor.schema import Route, Scale
 
 GIB = 2**30
@@ -156,10 +156,10 @@ def ends_in(model, last_dense: str, at_logits: bool) -> bool:
     layers = [layer for layer in walker.model_layers(model) if walker.classify_layer(layer) != "input"]
     activation = walker.layer_activation(model.get_layer(last_dense))
     if layers[-1].name == last_dense:
-        return activation == "linear" or (activation == "softmax" and at_logits)
+        return activation == "linear" or (activation in OUTPUT_ACTIVATIONS and at_logits)
     return (
         at_logits and activation == "linear" and layers[-2].name == last_dense
-        and walker.classify_layer(layers[-1]) == "softmax"
+        and walker.classify_layer(layers[-1]) in OUTPUT_ACTIVATIONS
     )
 
 
@@ -255,7 +255,7 @@ def plan_recording(model, options: RecorderOptions, batch_size: int, total_steps
     probe = np.zeros((1,) + tuple(model.inputs[0].shape[1:]), dtype=model.inputs[0].dtype)
     trace = walker.forward(model, probe)
     loss = options.loss if options.loss is not None else getattr(model, "loss", None)
-    resolved = resolve_loss(loss, output_is_softmax=trace.output_is_softmax, convex=options.convex)
+    resolved = resolve_loss(loss, output_activation=trace.output_activation, convex=options.convex)
     quadratic = isinstance(resolved.convex_loss, MeanSquaredError)
     chain = dense_chain(model)
     weighted = walker.weighted_layers(model)
