@@ -111,3 +111,21 @@ def test_a_neuron_band_read_in_one_pass_equals_single_neuron_curves(tmp_path):
         curve = analysis.regret_curve(tmp_path / "ce", "conv", int(neuron), rounds=[1, 3])
         assert_close(band.cumulative_taylor_optimum[index], curve.cumulative_taylor_optimum, "float64")
     assert_close(band.cumulative_loss, curve.cumulative_loss, "float64")
+
+
+def test_nonfinite_rounds_are_left_out_of_the_bounded_optimum(tmp_path):
+    """A NaN input in the last of three rounds: rounds 1 and 2 are what the optimum and the incurred
+    loss sum at N = 3, and the analysis says which step it left out."""
+    with floatx("float64"):
+        rng = np.random.default_rng(9)
+        x, y = rng.normal(size=(3 * BATCH, 6)), rng.integers(0, 3, size=3 * BATCH)
+        x[2 * BATCH + 1, 2] = np.nan
+        model = _classifier(np.random.default_rng(4))
+        model.compile(keras.optimizers.SGD(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0, callbacks=[TaylorRecorder(
+            tmp_path / "ce", schedule=schedules.every_step(), dtype="float64", verbose=0)])
+    with pytest.warns(analysis.NonFiniteRoundsWarning, match=r"1 of 3 recorded rounds .*steps \[2\]"):
+        curve = analysis.regret_curve(tmp_path / "ce", "first", rounds=[1, 2, 3])
+    assert np.all(np.isfinite(curve.regret))
+    assert curve.cumulative_loss[2] == curve.cumulative_loss[1] > curve.cumulative_loss[0]
+    assert curve.cumulative_taylor_optimum[2] == curve.cumulative_taylor_optimum[1]

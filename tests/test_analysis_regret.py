@@ -230,3 +230,17 @@ def test_layer_stream_options_reach_cg_and_are_ignored_elsewhere(mse_runs):
     np.testing.assert_array_equal(gram.regret, analysis.regret_curve(directory / "gram", "first", rounds=[2, 6]).regret)
     with pytest.raises(TypeError, match="radius"):
         analysis.regret_curve(directory / "gram", "first", rounds=[2, 6], radius=1.0)
+
+
+def test_nonfinite_rounds_are_named_and_left_out(tmp_path, rng, float64):
+    """A round with an infinite target: its Taylor data are not summed, the analysis says which step it
+    was, and the regret of every prefix is that of its finite rounds (so the last point repeats the one before)."""
+    model = _mlp(rng)
+    x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))
+    y[2 * BATCH + 2, 1] = np.inf  # the last of three rounds
+    _train(model, x, y, TaylorRecorder(tmp_path / "run", max_gram_cost=np.inf, checkpoints=schedules.every_step(),
+                                       verbose=0), epochs=1)
+    with pytest.warns(analysis.NonFiniteRoundsWarning, match=r"1 of 3 recorded rounds .*steps \[2\]"):
+        curve = analysis.regret_curve(tmp_path / "run", "first")
+    np.testing.assert_array_equal(curve.rounds, [1, 2, 3])
+    assert np.all(np.isfinite(curve.regret)) and curve.regret[2] == curve.regret[1]

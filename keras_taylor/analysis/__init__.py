@@ -22,13 +22,14 @@ from keras_taylor.analysis.growth import fit_growth
 from keras_taylor.analysis.quadratic import minimize_quadratic
 from keras_taylor.analysis.reader import RoundLosses, RunReader, open_reader
 from keras_taylor.analysis.regret import checkpoint_rounds, neuron_regret_band, regret_curve, round_losses
-from keras_taylor.analysis.results import (GrowthFit, MissingStatisticsError, NeuronRegretBand, RegretCurve,
-                                           SolverDiagnostics, TaylorOptimumWarning)
+from keras_taylor.analysis.results import (GrowthFit, MissingStatisticsError, NeuronRegretBand, NonFiniteRoundsWarning,
+                                           RegretCurve, SolverDiagnostics, TaylorOptimumWarning)
 
 __all__ = [
     "GrowthFit",
     "MissingStatisticsError",
     "NeuronRegretBand",
+    "NonFiniteRoundsWarning",
     "RegretCurve",
     "RoundLosses",
     "RunReader",

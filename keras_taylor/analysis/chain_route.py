@@ -125,4 +125,4 @@ def layer_minima(reader, layer: str, rounds, *, layer_solver: str = "auto", max_
         rank=np.asarray(results["rank"]).astype(np.int64), condition=np.asarray(results["condition"]).astype(np.float64),
         ill_conditioned=np.asarray(results["ill_conditioned"]).astype(bool),
     )
-    return RouteMinima(grid, results["minimum"][None], [diagnostics], reader.round_losses.cumulative[grid - 1])
+    return RouteMinima(grid, results["minimum"][None], [diagnostics], reader.round_losses.finite_cumulative[grid - 1])

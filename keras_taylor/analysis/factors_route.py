@@ -42,18 +42,25 @@ class FactorsRoute:
         members = [None] if neurons is None else neurons
         minima = np.full((len(members), len(grid)), np.nan)
         all_diagnostics = []
+        finite = reader.round_losses.finite[:int(grid[-1])] if grid.size else np.zeros(0, bool)
+        if grid.size and not finite.any():
+            raise MissingStatisticsError(f"{reader.logdir}: no round up to {int(grid[-1])} has a finite loss.")
+        kept = np.cumsum(finite)[grid - 1] if grid.size else np.zeros(0, np.int64)  # finite rounds in each prefix
         incurred = None
-        for index, neuron, linear_rounds in _member_rounds(reader, layer, members, int(grid[-1]), loss):
+        for index, neuron, linear_rounds in _member_rounds(reader, layer, members, finite, loss):
             if incurred is None:  # ℓ^n(W^n) on exactly the stored examples: T^n(W^n) = f_{W^n}
-                incurred = np.cumsum(linear_rounds.incurred(loss))[grid - 1]
+                incurred = np.concatenate([[0.0], np.cumsum(linear_rounds.incurred(loss))])[kept]
             trajectory = linear_rounds.weights
             center = trajectory[0]
             bound = radius if radius is not None else radius_scale * trajectory_diameter(trajectory)
             info = {key: np.zeros(len(grid)) for key in ("converged", "gradient_norm", "iterations")}
             start = center
-            for position, count in enumerate(grid):
+            for position, count in enumerate(kept):
+                if count == 0:  # no finite round yet: the empty sum
+                    minima[index, position], info["converged"][position] = 0.0, True
+                    continue
                 minimum, start, details = factored_taylor_optimum(
-                    linear_rounds.prefix(count), loss, center, bound, start, tolerance=tolerance,
+                    linear_rounds.prefix(int(count)), loss, center, bound, start, tolerance=tolerance,
                     max_iterations=max_iterations
                 )
                 minima[index, position] = minimum
@@ -102,9 +109,11 @@ def layer_features(inputs: np.ndarray, record: schema.LayerRecord) -> np.ndarray
     return features
 
 
-def linear_rounds_of(reader, layer: str, members: list, rounds: int) -> list[list]:
-    """The first `rounds` recorded rounds of each member (None = the layer, else a neuron) as `LinearRound`s,
-    in one pass over the stream: each round's features (conv patches) are built once and shared."""
+def linear_rounds_of(reader, layer: str, members: list, keep: np.ndarray) -> list[list]:
+    """The rounds `keep` `[R]` selects among the first R recorded rounds, for each member (None = the layer,
+    else a neuron), as `LinearRound`s, in one pass over the stream: each round's features (conv patches)
+    are built once and shared."""
+    rounds = len(keep)
     record = reader.layer(layer)
     reader.require(schema.FACTORS_STREAM)
     linear_rounds = [[] for _ in members]
@@ -115,6 +124,8 @@ def linear_rounds_of(reader, layer: str, members: list, rounds: int) -> list[lis
             if read == rounds:
                 return linear_rounds
             read += 1
+            if not keep[read - 1]:
+                continue
             if kernel_field not in chunk:
                 raise MissingStatisticsError(
                     f"{reader.logdir}: the factored data of layer {layer!r} lacks the weights W^n that bound the "
@@ -148,18 +159,19 @@ def linear_rounds_of(reader, layer: str, members: list, rounds: int) -> list[lis
     return linear_rounds
 
 
-def _member_rounds(reader, layer: str, members: list, rounds: int, loss: ConvexLoss):
-    """Yields `(index, member, rounds)` for each member (None = the layer, else a neuron): the layer's
-    rounds as a `RoundList`, a neuron's stacked (`StackedRounds`). Neurons are read from the
-    stream together, as many at a time as fit `_STACK_BYTES` (sized from the first round)."""
+def _member_rounds(reader, layer: str, members: list, keep: np.ndarray, loss: ConvexLoss):
+    """Yields `(index, member, rounds)` for each member (None = the layer, else a neuron): the kept rounds
+    (`keep` `[R]`) of the layer as a `RoundList`, of a neuron stacked (`StackedRounds`). Neurons are read
+    from the stream together, as many at a time as fit `_STACK_BYTES` (sized from the first kept round)."""
     if members == [None]:
-        yield 0, None, as_rounds(linear_rounds_of(reader, layer, [None], rounds)[0], loss)
+        yield 0, None, as_rounds(linear_rounds_of(reader, layer, [None], keep)[0], loss)
         return
-    first_round = linear_rounds_of(reader, layer, members[:1], 1)[0][0]
-    group = max(1, _STACK_BYTES // max(first_round.design.nbytes * rounds, 1))
+    first_kept = int(np.argmax(keep)) + 1
+    first_round = linear_rounds_of(reader, layer, members[:1], keep[:first_kept])[0][0]
+    group = max(1, _STACK_BYTES // max(first_round.design.nbytes * int(keep.sum()), 1))
     for start in range(0, len(members), group):
         chunk = members[start:start + group]
-        stacked = [as_rounds(member_rounds, loss) for member_rounds in linear_rounds_of(reader, layer, chunk, rounds)]
+        stacked = [as_rounds(member_rounds, loss) for member_rounds in linear_rounds_of(reader, layer, chunk, keep)]
         for offset, neuron in enumerate(chunk):
             yield start + offset, neuron, stacked[offset]
             stacked[offset] = None

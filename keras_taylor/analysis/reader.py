@@ -2,11 +2,12 @@
 
 import dataclasses
 import functools
+import warnings
 
 import numpy as np
 
 from keras_taylor import schema, schedules, storage
-from keras_taylor.analysis.results import MissingStatisticsError
+from keras_taylor.analysis.results import MissingStatisticsError, NonFiniteRoundsWarning
 from keras_taylor.schema import Route, Scale
 
 
@@ -28,6 +29,16 @@ class RoundLosses:
     def cumulative(self) -> np.ndarray:
         """`[R]` Σ_{n≤N} ℓ^n(W^n) for N = 1..R (NaN from the first non-finite round on)."""
         return np.cumsum(self.losses)
+
+    @property
+    def finite_cumulative(self) -> np.ndarray:
+        """`[R]` Σ_{n≤N, ℓ^n finite} ℓ^n(W^n): the loss of the rounds the Taylor statistics hold."""
+        return np.cumsum(np.where(self.finite, self.losses, 0.0))
+
+    @property
+    def finite_counts(self) -> np.ndarray:
+        """`[R]` how many of the rounds 1..N had a finite loss."""
+        return np.cumsum(self.finite)
 
 
 class RunReader:
@@ -111,7 +122,17 @@ class RunReader:
         if not self.has(schema.ROUNDS_STREAM):
             raise MissingStatisticsError(f"{self.logdir} has recorded no rounds yet.")
         rows = self.run.stream(schema.ROUNDS_STREAM).read()
-        return RoundLosses(rows["step"].astype(np.int64), rows["loss"].astype(np.float64), rows["finite"].astype(bool))
+        losses = RoundLosses(rows["step"].astype(np.int64), rows["loss"].astype(np.float64),
+                             rows["finite"].astype(bool))
+        if not losses.finite.all():
+            bad = losses.steps[~losses.finite]
+            warnings.warn(
+                f"{self.logdir}: {len(bad)} of {len(losses.steps)} recorded rounds have a non-finite loss (training "
+                f"steps {bad[:20].tolist()}{' ...' if len(bad) > 20 else ''}). Their Taylor data are left out: "
+                "the regret is over the finite rounds (its cumulative loss sums only their losses).",
+                NonFiniteRoundsWarning, stacklevel=3,
+            )
+        return losses
 
     def checkpoint_rounds(self) -> np.ndarray:
         """`[K]` the round counts N at which the run's running sums were written (its exact grid)."""

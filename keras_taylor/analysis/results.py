@@ -160,3 +160,7 @@ class MissingStatisticsError(ValueError):
 
 class TaylorOptimumWarning(UserWarning):
     """A Taylor optimum did not converge to the solver's tolerance (see the diagnostics)."""
+
+
+class NonFiniteRoundsWarning(UserWarning):
+    """Some recorded rounds have a non-finite loss (training diverged or the data hold NaN/inf)."""

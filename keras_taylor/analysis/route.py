@@ -49,4 +49,4 @@ def quadratic_diagnostics(method: str, info: dict, member: int, iterations=None)
 def exact_minima(reader, grid: np.ndarray, minima: np.ndarray, info: dict) -> RouteMinima:
     """A squared-error route's `RouteMinima` from pivoted-Cholesky solves (`minimize_quadratic` diagnostics)."""
     diagnostics = [quadratic_diagnostics("pivoted Cholesky", info, member) for member in range(len(minima))]
-    return RouteMinima(grid, minima, diagnostics, reader.round_losses.cumulative[grid - 1])
+    return RouteMinima(grid, minima, diagnostics, reader.round_losses.finite_cumulative[grid - 1])
