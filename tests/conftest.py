@@ -236,3 +236,28 @@ class WeightLog(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         self.weights.append([variable.numpy().copy() for variable in self.model.trainable_weights])
+
+
+ROUND_BATCH = 8
+
+
+def train_recorded(model, x, y, recorder, loss="mse", epochs=2, batch_size=ROUND_BATCH):
+    """Trains by SGD(0.05) in a fixed order with `recorder`; returns W^n of every round."""
+    model.compile(keras.optimizers.SGD(0.05), loss)
+    log = WeightLog()
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0, callbacks=[log, recorder])
+    return log.weights
+
+
+def round_snapshots(model, x, y, weights, loss="mse", examples=None, batch_size=ROUND_BATCH):
+    """The Taylor snapshot of every round, rebuilt from W^n and the minibatch x^n (or its first examples)."""
+    import keras_taylor as kt  # pylint: disable=import-outside-toplevel
+
+    snapshots = []
+    batches = len(x) // batch_size
+    for index, round_weights in enumerate(weights):
+        model.set_weights(round_weights)
+        start = (index % batches) * batch_size
+        stop = start + (examples or batch_size)
+        snapshots.append(kt.taylor_snapshot(model, x[start:stop], y[start:stop], loss))
+    return snapshots

@@ -5,33 +5,12 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-import keras_taylor as kt
 from keras_taylor import analysis, schedules
 from keras_taylor.callbacks import TaylorRecorder
 
-from conftest import WeightLog as _WeightLog
-from conftest import assert_close, floatx
+from conftest import ROUND_BATCH, assert_close, floatx, round_snapshots, train_recorded
 
-BATCH = 8
-
-
-def _train(model, x, y, recorder, loss="mse", epochs=2):
-    model.compile(keras.optimizers.SGD(0.05), loss)
-    log = _WeightLog()
-    model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0, callbacks=[log, recorder])
-    return log.weights
-
-
-def _snapshots(model, x, y, weights, loss="mse", examples=None):
-    """The Taylor snapshot of every round, rebuilt from W^n and the minibatch x^n (or its first examples)."""
-    snapshots = []
-    batches = len(x) // BATCH
-    for index, round_weights in enumerate(weights):
-        model.set_weights(round_weights)
-        start = (index % batches) * BATCH
-        stop = start + (examples or BATCH)
-        snapshots.append(kt.taylor_snapshot(model, x[start:stop], y[start:stop], loss))
-    return snapshots
+BATCH = ROUND_BATCH
 
 
 def _classifier(rng, conv=False):
@@ -60,8 +39,8 @@ def test_cross_entropy_optimum_matches_an_independent_bounded_solver(tmp_path, c
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         recorder = TaylorRecorder(tmp_path / "ce", schedule=schedules.every_step(), dtype="float64", verbose=0,
                                   examples_per_round=examples)
-        weights = _train(model, x, y, recorder, loss=loss, epochs=1)
-        snapshots = _snapshots(model, x, y, weights, loss, examples=examples)
+        weights = train_recorded(model, x, y, recorder, loss=loss, epochs=1)
+        snapshots = round_snapshots(model, x, y, weights, loss, examples=examples)
     layer = "conv" if conv else "first"
     for neuron, bound in ((None, None), (1, None), (1, 0.05)):  # 0.05: the ball binds
         curve = analysis.regret_curve(tmp_path / "ce", layer, neuron, rounds=[1, 3], radius=bound)
@@ -104,7 +83,7 @@ def test_a_neuron_band_read_in_one_pass_equals_single_neuron_curves(tmp_path):
         x, y = rng.normal(size=(3 * BATCH, 6, 6, 2)), rng.integers(0, 3, size=3 * BATCH)
         model = _classifier(np.random.default_rng(3), conv=True)
         recorder = TaylorRecorder(tmp_path / "ce", schedule=schedules.every_step(), dtype="float64", verbose=0)
-        _train(model, x, y, recorder, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), epochs=1)
+        train_recorded(model, x, y, recorder, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), epochs=1)
     band = analysis.neuron_regret_band(tmp_path / "ce", "conv", rounds=[1, 3])  # neurons 1, 2 read together
     assert band.neurons.tolist() == [0, 1, 2]
     for index, neuron in enumerate(band.neurons):

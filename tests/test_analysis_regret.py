@@ -10,30 +10,10 @@ import keras_taylor as kt
 from keras_taylor import analysis, schedules, storage
 from keras_taylor.callbacks import TaylorRecorder
 
-from conftest import WeightLog as _WeightLog
-from conftest import assert_close, floatx
+from conftest import ROUND_BATCH, assert_close, floatx, round_snapshots, train_recorded
 from conftest import small_mlp as _mlp
 
-BATCH = 8
-
-
-def _train(model, x, y, recorder, loss="mse", epochs=2):
-    model.compile(keras.optimizers.SGD(0.05), loss)
-    log = _WeightLog()
-    model.fit(x, y, batch_size=BATCH, epochs=epochs, shuffle=False, verbose=0, callbacks=[log, recorder])
-    return log.weights
-
-
-def _snapshots(model, x, y, weights, loss="mse", examples=None):
-    """The Taylor snapshot of every round, rebuilt from W^n and the minibatch x^n (or its first examples)."""
-    snapshots = []
-    batches = len(x) // BATCH
-    for index, round_weights in enumerate(weights):
-        model.set_weights(round_weights)
-        start = (index % batches) * BATCH
-        stop = start + (examples or BATCH)
-        snapshots.append(kt.taylor_snapshot(model, x[start:stop], y[start:stop], loss))
-    return snapshots
+BATCH = ROUND_BATCH
 
 
 def _design_minimum(snapshots, layer=None, neuron=None):
@@ -76,22 +56,22 @@ def mse_runs(tmp_path_factory):
         streamed = keras.models.clone_model(model)
         streamed.set_weights(model.get_weights())
         checkpoints = schedules.every_step()
-        weights = _train(model, x, y, TaylorRecorder(directory / "gram", checkpoints=checkpoints, max_gram_cost=np.inf,
+        weights = train_recorded(model, x, y, TaylorRecorder(directory / "gram", checkpoints=checkpoints, max_gram_cost=np.inf,
                                               verbose=0))
         # Dense layers off a chain stream their neuron factors; on it, the chain factors serve both scales.
-        _train(streamed, x, y, TaylorRecorder(directory / "stream", scales=("neuron",), max_gram_cost=0.0,
+        train_recorded(streamed, x, y, TaylorRecorder(directory / "stream", scales=("neuron",), max_gram_cost=0.0,
                                               jtj_route="batch_jacobian", dtype="float64", verbose=0))
         chained = keras.models.clone_model(model)
         chained.set_weights(initial)
-        _train(chained, x, y, TaylorRecorder(directory / "chain", scales=("neuron", "layer"), max_gram_cost=0.0,
+        train_recorded(chained, x, y, TaylorRecorder(directory / "chain", scales=("neuron", "layer"), max_gram_cost=0.0,
                                              dtype="float64", verbose=0))
         # Without the first layer the chain's neuron Grams are summed in the step, q and diag(JᵀJ)
         # coming from the explicit backward products (recording.chain.chain_backward).
         subset = keras.models.clone_model(model)
         subset.set_weights(initial)
-        _train(subset, x, y, TaylorRecorder(directory / "subset", layers=["second"], scales=("neuron",),
+        train_recorded(subset, x, y, TaylorRecorder(directory / "subset", layers=["second"], scales=("neuron",),
                                             checkpoints=checkpoints, max_gram_cost=np.inf, verbose=0))
-        snapshots = _snapshots(model, x, y, weights)
+        snapshots = round_snapshots(model, x, y, weights)
     return directory, snapshots
 
 
@@ -238,7 +218,7 @@ def test_nonfinite_rounds_are_named_and_left_out(tmp_path, rng, float64):
     model = _mlp(rng)
     x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))
     y[2 * BATCH + 2, 1] = np.inf  # the last of three rounds
-    _train(model, x, y, TaylorRecorder(tmp_path / "run", max_gram_cost=np.inf, checkpoints=schedules.every_step(),
+    train_recorded(model, x, y, TaylorRecorder(tmp_path / "run", max_gram_cost=np.inf, checkpoints=schedules.every_step(),
                                        verbose=0), epochs=1)
     with pytest.warns(analysis.NonFiniteRoundsWarning, match=r"1 of 3 recorded rounds .*steps \[2\]"):
         curve = analysis.regret_curve(tmp_path / "run", "first")

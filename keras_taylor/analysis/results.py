@@ -29,8 +29,27 @@ class SolverDiagnostics:
     ill_conditioned: np.ndarray
 
 
+class _PerRound:
+    """The per-round views of cumulative sums over a grid of N (`rounds` `[K]`, sums `[..., K]`)."""
+
+    @property
+    def average_loss(self) -> np.ndarray:
+        """`[K]` running average training loss (1/N) Σ_{n≤N} ℓ^n(W^n)."""
+        return self.cumulative_loss / self.rounds
+
+    @property
+    def taylor_optimum(self) -> np.ndarray:
+        """`[..., K]` hindsight Taylor optimum (1/N) min_V Σ_{n≤N} 𝒯^n(V)."""
+        return self.cumulative_taylor_optimum / self.rounds
+
+    @property
+    def normalized_regret(self) -> np.ndarray:
+        """`[..., K]` Regret(N)/√N, the quantity the paper plots."""
+        return self.regret / np.sqrt(self.rounds)
+
+
 @dataclasses.dataclass(frozen=True)
-class RegretCurve:
+class RegretCurve(_PerRound):
     """Regret(N) of one network, layer or neuron over a grid of round counts N.
 
     Attributes:
@@ -54,24 +73,9 @@ class RegretCurve:
     regret: np.ndarray
     diagnostics: SolverDiagnostics
 
-    @property
-    def average_loss(self) -> np.ndarray:
-        """`[K]` running average training loss (1/N) Σ_{n≤N} ℓ^n(W^n)."""
-        return self.cumulative_loss / self.rounds
-
-    @property
-    def taylor_optimum(self) -> np.ndarray:
-        """`[K]` hindsight Taylor optimum (1/N) min_V Σ_{n≤N} 𝒯^n(V)."""
-        return self.cumulative_taylor_optimum / self.rounds
-
-    @property
-    def normalized_regret(self) -> np.ndarray:
-        """`[K]` Regret(N)/√N, the quantity the paper plots."""
-        return self.regret / np.sqrt(self.rounds)
-
 
 @dataclasses.dataclass(frozen=True)
-class NeuronRegretBand:
+class NeuronRegretBand(_PerRound):
     """Neuron-scale regret of several neurons of one layer (the shaded bands of Fig. 3).
 
     Attributes:
@@ -93,21 +97,6 @@ class NeuronRegretBand:
     curves: tuple
 
     @property
-    def average_loss(self) -> np.ndarray:
-        """`[K]` running average training loss (1/N) Σ_{n≤N} ℓ^n(W^n) (shared by all neurons)."""
-        return self.cumulative_loss / self.rounds
-
-    @property
-    def taylor_optimum(self) -> np.ndarray:
-        """`[U, K]` per-neuron hindsight Taylor optimum (1/N) min_V Σ_{n≤N} 𝒯^n(V)."""
-        return self.cumulative_taylor_optimum / self.rounds
-
-    @property
-    def normalized_regret(self) -> np.ndarray:
-        """`[U, K]` Regret(N)/√N per neuron."""
-        return self.regret / np.sqrt(self.rounds)
-
-    @property
     def mean_normalized_regret(self) -> np.ndarray:
         """`[K]` mean over neurons of Regret(N)/√N."""
         return self.normalized_regret.mean(axis=0)
@@ -120,12 +109,12 @@ class NeuronRegretBand:
     @property
     def mean_taylor_optimum(self) -> np.ndarray:
         """`[K]` mean over neurons of the Taylor optimum (1/N) min_V Σ 𝒯^n(V)."""
-        return (self.cumulative_taylor_optimum / self.rounds).mean(axis=0)
+        return self.taylor_optimum.mean(axis=0)
 
     @property
     def std_taylor_optimum(self) -> np.ndarray:
         """`[K]` standard deviation over neurons of the Taylor optimum."""
-        return (self.cumulative_taylor_optimum / self.rounds).std(axis=0)
+        return self.taylor_optimum.std(axis=0)
 
 
 @dataclasses.dataclass(frozen=True)
