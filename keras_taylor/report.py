@@ -455,12 +455,39 @@ def _cell(stats: dict, digits: int = 3) -> str:
     return f"{stats['mean']:.{digits}g} ± {stats['std']:.2g} (n={stats['n']})"
 
 
+# The length of the paper's experiments (Balduzzi et al. 2017, Sec. 4): the autoencoder on the 60,000
+# MNIST training images, its exploration computed over the first 50 epochs; the convnet on the 50,000
+# CIFAR-10 training images until training accuracy passes 99%. 50 epochs stand in for the latter.
+PAPER_SCALE = {"autoencoder": {"examples": 60000, "epochs": 50}, "convnet": {"examples": 50000, "epochs": 50}}
+
+
+def scale_statement(task: str, examples: int, epochs: int) -> tuple[bool, str]:
+    """Whether runs of `examples` × `epochs` are at the paper's length, and a sentence that says so.
+
+    Returns:
+        `(at_paper_scale, sentence)`; below the paper's length the sentence says that the verdicts
+        describe these runs and do not test the paper's claims.
+    """
+    paper = PAPER_SCALE.get(task)
+    scale = f"{examples:,} training examples × {epochs} epoch{'s' if epochs != 1 else ''}"
+    if paper is None:
+        return False, f"Scale: {scale} (task {task!r} has no counterpart in the paper)."
+    if examples >= paper["examples"] and epochs >= paper["epochs"]:
+        return True, f"Scale: {scale}, the paper's length ({paper['examples']:,} × {paper['epochs']})."
+    return False, (
+        f"**Scale: {scale}, against the paper's {paper['examples']:,} × {paper['epochs']}.** This is a first "
+        "look: the verdicts below describe these runs and do not test the paper's claims, which are about "
+        "the paper's length (`--data_dir`, `--epochs` and `--seeds` set it; results/ holds longer runs)."
+    )
+
+
 def markdown(summary: dict, analyses: dict, command: str, figures_written) -> str:
     """The report: claims vs numbers, tables per optimizer, the figures and the command."""
     optimizers = list(summary)
     layers = _layers(analyses)
-    lines = [f"Regenerate with:\n\n```bash\n{command}\n```\n"]
     first = next(iter(analyses.values()))[0]["run"]
+    _, statement = scale_statement(first["config"]["task"], int(first["examples"]), int(first["config"]["epochs"]))
+    lines = [statement + "\n", f"Regenerate with:\n\n```bash\n{command}\n```\n"]
     lines.append(f"Data: {first['data']}; {first['examples']} training examples; "
                  f"{first['config']['epochs']} epochs; seeds per optimizer: "
                  + ", ".join(f"{opt} {summary[opt]['seeds']}" for opt in optimizers) + ".\n")

@@ -49,6 +49,7 @@ def test_analyze_then_plot(trained):
          cwd=work)
     readme = (work / "figures" / "README.md").read_text()
     assert "keras-taylor-plot" in readme and "fig4_regret_by_optimizer.png" in readme
+    assert readme.splitlines()[2].startswith("**Scale:") and "do not test the paper's claims" in readme
     assert (work / "figures" / "fig5_exploration.png").stat().st_size > 0
 
 

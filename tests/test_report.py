@@ -116,3 +116,15 @@ def test_fit_from_json_reads_the_coefficient_and_recomputes_it_for_files_without
     unfitted = {"exponent": None, "interval": [nan, nan], "confidence": 0.95, "sign": 0, "status": "sign changes",
                 "rounds_used": [10, 20, 40]}
     assert np.isnan(report.fit_from_json(unfitted, curve).coefficient)
+
+
+SCALES = {"first_look": ("autoencoder", 10000, 1, False), "five_epochs": ("autoencoder", 60000, 5, False),
+          "paper": ("autoencoder", 60000, 50, True), "convnet_subset": ("convnet", 10000, 60, False)}
+
+
+@pytest.mark.parametrize("task,examples,epochs,at_scale", SCALES.values(), ids=SCALES.keys())
+def test_the_report_says_whether_it_tests_the_paper(task, examples, epochs, at_scale):
+    at_paper_scale, sentence = report.scale_statement(task, examples, epochs)
+    assert at_paper_scale is at_scale
+    assert f"{examples:,} training examples × {epochs} epoch" in sentence
+    assert ("do not test the paper's claims" in sentence) is not at_scale
