@@ -47,17 +47,43 @@ def explicit_chain_minima(factors: ChainFactors, ends: np.ndarray) -> dict:
     return results
 
 
-class _PrefixGram:
-    """H of the rounds [0, `rounds`) as a matrix-free operator on the columns of x̃ that are not always zero.
+def _kronecker_inverse(input_gram: np.ndarray, mean_jtj: np.ndarray) -> scipy.sparse.linalg.LinearOperator:
+    """The inverse of (Σκ x̃x̃ᵀ) ⊗ (Σκ M)/(Σκ), damped relative to its largest eigenvalue.
 
-    Hv = Σ_e κ_e x̃_e ⊗ (M_e Vᵀx̃_e): X̃V is formed once over the distinct inputs, its rows
-    gathered by id, M_e applied along the chain, and the κ-weighted results summed per
-    distinct input (a sparse matrix product) before one GEMM with X̃ᵀ.
+    Pixels that are zero in every image are not among the operator's columns; the damping
+    keeps inputs that are almost always zero and units that are almost always off invertible.
+
+    Args:
+        input_gram: `[P', P']` Σκ x̃x̃ᵀ on the operator's columns.
+        mean_jtj: `[u, u]` (Σκ M)/(Σκ).
+    """
+    input_values, input_vectors = np.linalg.eigh(input_gram)
+    unit_values, unit_vectors = np.linalg.eigh(mean_jtj)
+    spectrum = np.outer(np.maximum(input_values, 0), np.maximum(unit_values, 0))
+    spectrum += _KRONECKER_DAMPING * max(spectrum.max(), np.finfo(float).tiny)
+    size, units = spectrum.shape
+
+    def solve(vector):
+        rotated = input_vectors.T @ vector.reshape(size, units) @ unit_vectors
+        return (input_vectors @ (rotated / spectrum) @ unit_vectors.T).reshape(-1)
+
+    return scipy.sparse.linalg.LinearOperator((size * units,) * 2, matvec=solve, dtype=np.float64)
+
+
+class ExampleGram:
+    """H of the rounds [0, `rounds`) as a matrix-free operator summed example by example.
+
+    Hv = Σ_e κ_e x̃_e ⊗ (M_e Vᵀx̃_e) on the columns of x̃ that are not always zero: X̃V is
+    formed once over the distinct inputs, its rows gathered by id, M_e applied along the
+    chain, and the κ-weighted results summed per distinct input (a sparse matrix product)
+    before one GEMM with X̃ᵀ. A matvec costs one chain pass per example of the prefix.
 
     Attributes:
         columns: `[P']` the columns of x̃ that are non-zero in some example of the prefix.
-        table: `[D, P']` the distinct x̃ restricted to `columns`.
+        table: `[D, P']` the distinct x̃ restricted to `columns` (each example its own row for a
+            hidden layer, whose inputs change every round).
         input_weight: `[D]` Σκ of each distinct input.
+        shape: The operator's shape, `(P'·u, P'·u)`.
     """
 
     def __init__(self, factors: ChainFactors, rounds: int):
@@ -86,6 +112,7 @@ class _PrefixGram:
         self.shape = (len(self.columns) * factors.units,) * 2
 
     def matvec(self, vector: np.ndarray) -> np.ndarray:
+        """`[P'·u]` Hv of v `[P'·u]` (V `[P', u]` flattened row by row)."""
         units = self.factors.units
         projected = self.table @ vector.reshape(len(self.columns), units)
         pulled = np.zeros_like(projected)
@@ -94,30 +121,16 @@ class _PrefixGram:
             pulled += aggregator @ curvature.reshape(-1, units)
         return (self.table.T @ pulled).reshape(-1)
 
-    def kronecker_inverse(self, mean_jtj: np.ndarray):
-        """The inverse of (Σκ x̃x̃ᵀ) ⊗ (Σκ M)/(Σκ), damped relative to its largest eigenvalue.
-
-        Pixels that are zero in every image are not among `columns`; the damping keeps
-        inputs that are almost always zero and units that are almost always off invertible.
-        """
-        input_values, input_vectors = np.linalg.eigh(self.table.T @ (self.input_weight[:, None] * self.table))
-        unit_values, unit_vectors = np.linalg.eigh(mean_jtj)
-        spectrum = np.outer(np.maximum(input_values, 0), np.maximum(unit_values, 0))
-        spectrum += _KRONECKER_DAMPING * max(spectrum.max(), np.finfo(float).tiny)
-        units = self.factors.units
-
-        def solve(vector):
-            rotated = input_vectors.T @ vector.reshape(len(self.columns), units) @ unit_vectors
-            return (input_vectors @ (rotated / spectrum) @ unit_vectors.T).reshape(-1)
-
-        return scipy.sparse.linalg.LinearOperator(self.shape, matvec=solve, dtype=np.float64)
+    def kronecker_inverse(self, mean_jtj: np.ndarray) -> scipy.sparse.linalg.LinearOperator:
+        """The Kronecker preconditioner (`_kronecker_inverse`) of this prefix, given (Σκ M)/(Σκ) `[u, u]`."""
+        return _kronecker_inverse(self.table.T @ (self.input_weight[:, None] * self.table), mean_jtj)
 
 
 def cg_chain_minima(factors: ChainFactors, ends: np.ndarray, rtol: float, maxiter: int) -> dict:
     """Solves each grid point's Hv = −g by preconditioned conjugate gradients, warm-started.
 
     g, s and Σκ M are summed segment by segment (M_e formed a block at a time and
-    dropped); H is never formed (`_PrefixGram`). The value reported is f(v) = vᵀHv + 2gᵀv + s
+    dropped); H is never formed (`ExampleGram`). The value reported is f(v) = vᵀHv + 2gᵀv + s
     = vᵀ(Hv + g) + gᵀv + s at the returned v, an upper bound of the minimum that meets it
     as the relative residual ‖Hv + g‖/‖g‖ goes to 0.
     """
@@ -144,7 +157,7 @@ def cg_chain_minima(factors: ChainFactors, ends: np.ndarray, rtol: float, maxite
             solution[:] = 0.0
             results["minimum"][position], results["converged"][position] = constant, True
             continue
-        gram = _PrefixGram(factors, end)
+        gram = ExampleGram(factors, end)
         operator = scipy.sparse.linalg.LinearOperator(gram.shape, matvec=gram.matvec, dtype=np.float64)
         preconditioner = gram.kronecker_inverse(jtj_sum / weight_sum)
         target = -linear[gram.columns].reshape(-1)

@@ -1,0 +1,105 @@
+"""The layer-scale operators of the chain solvers, against H formed explicitly from masked weights.
+
+Chain factors are built directly (as `chain_factors.load_chain_factors` lays them out) for
+the first layer of a random chain 6 (+1) → 4 → 3 → 5 → 4 trained for several epochs over
+a small pool of inputs: ids repeat across epochs and once within a round, one pixel is
+zero in every input, rounds hold unequal numbers of examples and the padding rows (κ = 0)
+carry garbage that must not leak into any sum.
+"""
+
+import numpy as np
+import pytest
+
+from keras_taylor.analysis.chain_factors import ChainFactors
+
+from keras_taylor.analysis.chain_solvers import ExampleGram
+
+PIXELS = 6
+UNITS = (4, 3, 5)  # the hidden layers; the first is the layer solved for
+OUTPUTS = 4
+POOL = 9  # distinct inputs the run cycles through
+TABLE_ROWS = 14  # the input table holds rows the run never uses, so ids are not 0..POOL-1
+ZERO_PIXEL = 3  # zero in every input
+KEEP = 0.8  # dropout keep-probability of the second hidden layer
+EPOCHS = 3
+ROUND_SIZES = (4, 3, 2)  # examples of the rounds of one epoch (the batch is padded to 4)
+# Operators that are equal in exact arithmetic agree to rounding; this is far tighter than
+# the float64 tolerance of solved results (conftest.tolerance), which carry a solver's error.
+OPERATOR_RTOL = 1e-10
+PREFIXES = {"first round": 1, "one epoch": 3, "mid second epoch": 5, "whole run": 9}
+
+
+def _chain_factors(rng) -> ChainFactors:
+    """Random first-layer factors of `EPOCHS` epochs over `POOL` inputs, rows padded to the largest round."""
+    table = np.zeros((TABLE_ROWS, PIXELS + 1))
+    pool_ids = rng.choice(TABLE_ROWS, POOL, replace=False)
+    pixels = rng.normal(size=(POOL, PIXELS)) * (rng.random((POOL, PIXELS)) < 0.6)  # sparse, as images are
+    pixels[:, ZERO_PIXEL] = 0.0
+    table[pool_ids] = np.concatenate([pixels, np.ones((POOL, 1))], axis=1)
+    sizes = ROUND_SIZES * EPOCHS
+    rounds, batch = len(sizes), max(ROUND_SIZES)
+    valid = np.arange(batch) < np.array(sizes)[:, None]
+    input_id = rng.integers(0, TABLE_ROWS, (rounds, batch))  # padding rows name any row
+    for epoch in range(EPOCHS):
+        input_id[epoch * len(ROUND_SIZES):(epoch + 1) * len(ROUND_SIZES)][valid[:len(ROUND_SIZES)]] = (
+            rng.permutation(pool_ids))
+    input_id[4, 1] = input_id[4, 0]  # an input twice in one round
+    widths = UNITS + (OUTPUTS,)
+    multipliers = [(rng.random((rounds, batch, width)) < 0.6).astype(np.float64) for width in UNITS]
+    multipliers[1] = multipliers[1] * (rng.random(multipliers[1].shape) < KEEP) / KEEP
+    kernels = [rng.normal(size=(rounds, below, above)) / np.sqrt(below) for below, above in zip(widths, widths[1:])]
+    output_kernel = kernels.pop()
+    return ChainFactors(
+        round_counts=np.arange(1, rounds + 1) * 2,  # not every training round was recorded
+        valid=valid, weight=np.where(valid, rng.uniform(0.5, 1.5, valid.shape) / (np.array(sizes)[:, None] * OUTPUTS), 0),
+        residual_sq=rng.uniform(1, 2, valid.shape), z=rng.normal(size=(rounds, batch, UNITS[0])),
+        multipliers=tuple(multipliers), kernels=tuple(kernels),
+        output_gram=output_kernel @ np.swapaxes(output_kernel, 1, 2),
+        q_top=rng.normal(size=(rounds, batch, UNITS[-1])), input_table=table, input_id=input_id, below=None,
+        use_bias=False,
+    )
+
+
+def _explicit_gram(factors: ChainFactors, rounds: int) -> np.ndarray:
+    """`[P·u, P·u]` H = Σ_e κ_e (x̃_e x̃_eᵀ) ⊗ (J_eᵀJ_e) of the rounds [0, `rounds`), each J_e formed from W and s.
+
+    J_e = W_Lᵀ S_{L−1} W_{L−1}ᵀ ⋯ W_1ᵀ S_0 with W_L W_Lᵀ = K factored by its eigendecomposition.
+    """
+    size = factors.size
+    gram = np.zeros((size * UNITS[0],) * 2)
+    for round_index in range(rounds):
+        values, vectors = np.linalg.eigh(factors.output_gram[round_index])
+        output_kernel_t = (vectors * np.sqrt(np.maximum(values, 0))).T  # Wᵀ up to a rotation of the outputs
+        for row in np.flatnonzero(factors.valid[round_index]):
+            jacobian = output_kernel_t * factors.multipliers[-1][round_index, row]
+            for kernel, multiplier in zip(reversed(factors.kernels), reversed(factors.multipliers[:-1])):
+                jacobian = (jacobian @ kernel[round_index].T) * multiplier[round_index, row]
+            features = factors.input_table[factors.input_id[round_index, row]]
+            gram += factors.weight[round_index, row] * np.kron(np.outer(features, features), jacobian.T @ jacobian)
+    return gram
+
+
+def _restricted(gram: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The rows and columns of `gram` ([P·u]²) that belong to the input columns `columns`."""
+    entries = (columns[:, None] * UNITS[0] + np.arange(UNITS[0])).reshape(-1)
+    return gram[np.ix_(entries, entries)]
+
+
+def _assert_operators_equal(actual, desired):
+    error = np.linalg.norm(actual - desired)
+    assert error <= OPERATOR_RTOL * np.linalg.norm(desired), f"relative error {error / np.linalg.norm(desired):.2e}"
+
+
+@pytest.fixture
+def factors(rng):
+    return _chain_factors(rng)
+
+
+@pytest.mark.parametrize("rounds", PREFIXES.values(), ids=PREFIXES.keys())
+def test_example_gram_is_the_explicit_gram(factors, rng, rounds):
+    gram = ExampleGram(factors, rounds)
+    used = factors.input_table[factors.input_id[:rounds][factors.valid[:rounds]]]
+    np.testing.assert_array_equal(gram.columns, np.flatnonzero(np.any(used != 0, axis=0)))
+    assert ZERO_PIXEL not in gram.columns
+    vector = rng.normal(size=gram.shape[0])
+    _assert_operators_equal(gram.matvec(vector), _restricted(_explicit_gram(factors, rounds), gram.columns) @ vector)
