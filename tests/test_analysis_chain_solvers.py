@@ -2,17 +2,19 @@
 
 Chain factors are built directly (as `chain_factors.load_chain_factors` lays them out) for
 the first layer of a random chain 6 (+1) → 4 → 3 → 5 → 4 trained for several epochs over
-a small pool of inputs: ids repeat across epochs and once within a round, one pixel is
+a small pool of inputs: ids repeat across epochs
+(so the per-input operator sums several examples' M_e per input) and once within a round, one pixel is
 zero in every input, rounds hold unequal numbers of examples and the padding rows (κ = 0)
 carry garbage that must not leak into any sum.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from keras_taylor.analysis.chain_factors import ChainFactors
-
-from keras_taylor.analysis.chain_solvers import ExampleGram
+from keras_taylor.analysis.chain_factors import ChainFactors, round_blocks
+from keras_taylor.analysis.chain_solvers import ExampleGram, InputGram, InputSums
 
 PIXELS = 6
 UNITS = (4, 3, 5)  # the hidden layers; the first is the layer solved for
@@ -103,3 +105,40 @@ def test_example_gram_is_the_explicit_gram(factors, rng, rounds):
     assert ZERO_PIXEL not in gram.columns
     vector = rng.normal(size=gram.shape[0])
     _assert_operators_equal(gram.matvec(vector), _restricted(_explicit_gram(factors, rounds), gram.columns) @ vector)
+
+
+def _sums_by_segments(factors: ChainFactors, ends, rounds_per_block: int = 2):
+    """Yields (end, InputSums of the rounds [0, end)) for each of `ends`, added a few rounds at a time."""
+    sums, start = InputSums(factors, ends[-1]), 0
+    for end in ends:
+        for part in round_blocks(start, end, rounds_per_block):
+            sums.add(part, factors.jtj(part))
+        start = end
+        yield end, sums
+
+
+def test_input_gram_is_the_example_gram_and_the_explicit_gram(factors, rng):
+    for rounds, sums in _sums_by_segments(factors, list(PREFIXES.values())):
+        per_input, per_example = InputGram(sums), ExampleGram(factors, rounds)
+        np.testing.assert_array_equal(per_input.columns, per_example.columns)
+        assert sums.present == len(np.unique(factors.input_id[:rounds][factors.valid[:rounds]]))
+        vector = rng.normal(size=per_input.shape[0])
+        _assert_operators_equal(per_input.matvec(vector), per_example.matvec(vector))
+        _assert_operators_equal(per_input.matvec(vector),
+                                _restricted(_explicit_gram(factors, rounds), per_input.columns) @ vector)
+        # The same input Gram and Σκ M give the same preconditioner.
+        mean_jtj = np.cov(rng.normal(size=(UNITS[0], 2 * UNITS[0])))
+        _assert_operators_equal(per_input.kronecker_inverse(mean_jtj).matvec(vector),
+                                per_example.kronecker_inverse(mean_jtj).matvec(vector))
+
+
+def test_input_sums_add_the_rounds_in_order(factors):
+    sums = InputSums(factors, 5)
+    with pytest.raises(ValueError, match="in order"):
+        sums.add(slice(1, 3), factors.jtj(slice(1, 3)))
+    sums.add(slice(0, 3), factors.jtj(slice(0, 3)))
+    with pytest.raises(ValueError, match="in order"):
+        sums.add(slice(3, 6), factors.jtj(slice(3, 6)))  # past the rounds the sums were sized for
+    with pytest.raises(ValueError, match="input_table"):
+        InputSums(dataclasses.replace(factors, input_table=None, input_id=None), 5)
+
