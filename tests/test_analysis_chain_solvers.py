@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 
 from keras_taylor.analysis.chain_factors import ChainFactors, round_blocks
-from keras_taylor.analysis.chain_solvers import ExampleGram, InputGram, InputSums
+from keras_taylor.analysis.chain_solvers import (ExampleGram, InputGram, InputSums, cg_chain_minima,
+                                                 explicit_chain_minima)
+
+from conftest import assert_close
 
 PIXELS = 6
 UNITS = (4, 3, 5)  # the hidden layers; the first is the layer solved for
@@ -28,6 +31,7 @@ ROUND_SIZES = (4, 3, 2)  # examples of the rounds of one epoch (the batch is pad
 # Operators that are equal in exact arithmetic agree to rounding; this is far tighter than
 # the float64 tolerance of solved results (conftest.tolerance), which carry a solver's error.
 OPERATOR_RTOL = 1e-10
+CG_RTOL = 1e-10
 PREFIXES = {"first round": 1, "one epoch": 3, "mid second epoch": 5, "whole run": 9}
 
 
@@ -142,3 +146,16 @@ def test_input_sums_add_the_rounds_in_order(factors):
     with pytest.raises(ValueError, match="input_table"):
         InputSums(dataclasses.replace(factors, input_table=None, input_id=None), 5)
 
+
+OPERATORS = {"per input": None, "per example": 0}  # max_input_sums_bytes; 0 leaves no room for M̄
+
+
+@pytest.mark.parametrize("max_input_sums_bytes", OPERATORS.values(), ids=OPERATORS.keys())
+def test_cg_minima_are_the_explicit_minima(factors, max_input_sums_bytes):
+    ends = np.array([1, 3, 3, 5, 9])  # a repeated end adds no rounds: the warm start is already the solution
+    options = {} if max_input_sums_bytes is None else {"max_input_sums_bytes": max_input_sums_bytes}
+    results = cg_chain_minima(factors, ends, CG_RTOL, 500, **options)
+    assert results["converged"].all()
+    assert np.all(results["gradient_norm"] <= CG_RTOL)
+    assert results["iterations"][2] == 0 and np.all(results["iterations"][[0, 1, 3, 4]] > 0)
+    assert_close(results["minimum"], explicit_chain_minima(factors, ends)["minimum"], "float64")
