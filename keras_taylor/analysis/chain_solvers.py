@@ -142,11 +142,11 @@ class InputSums:
     for MNIST's 60,000 images × 50 units. Its pages are touched only as inputs appear.
 
     Attributes:
-        table: `[D, P]` CSR, the distinct x̃ in order of first appearance, in float64.
+        input_order: `[D]` the ids (rows of `factors.input_table`) of the distinct inputs, by first appearance.
         input_jtj: `[D, u, u]` M̄_d over the rounds added so far.
         input_weight: `[D]` Σκ of each input over the rounds added so far.
         rounds: The rounds added so far, [0, `rounds`).
-        present: The distinct inputs of those rounds, `table[:present]`.
+        present: The number of distinct inputs of those rounds, `input_order[:present]`.
 
     Raises:
         ValueError: the layer's inputs are not stored as a table of distinct inputs.
@@ -161,10 +161,10 @@ class InputSums:
         distinct, first_row = np.unique(factors.input_id[:rounds][valid], return_index=True)
         appearance = np.argsort(first_row)
         self._slot = np.full(len(factors.input_table), -1, np.int64)  # input id → position, −1 if not seen
-        self._slot[distinct[appearance]] = np.arange(len(distinct))
+        self.input_order = distinct[appearance]
+        self._slot[self.input_order] = np.arange(len(distinct))
         self._first_round = np.nonzero(valid)[0][first_row[appearance]]  # nondecreasing
         self._capacity = rounds
-        self.table = scipy.sparse.csr_matrix(factors.input_table[distinct[appearance]]).astype(np.float64)
         self.input_jtj = np.zeros((len(distinct), factors.units, factors.units))
         self.input_weight = np.zeros(len(distinct))
         self.rounds, self.present = 0, 0
@@ -198,22 +198,24 @@ class InputSums:
 class InputGram:
     """H of the rounds added to `sums` so far, as a matrix-free operator summed input by input.
 
-    Hv = X̃ᵀ(M̄_d (X̃V)_d)_d on the columns of x̃ that are not always zero: a sparse X̃V `[D', u]`,
-    one batched u × u product per distinct input, a sparse X̃ᵀ(·). It reads the M̄_d of `sums`
-    in place, so it describes the prefix it was made for only until `sums.add` is called again.
+    Hv = X̃ᵀ(M̄_d (X̃V)_d)_d on the columns of x̃ that are not always zero: one GEMM for X̃V
+    `[D', u]`, one batched u × u product per distinct input, one GEMM for X̃ᵀ(·). The table is
+    dense: at MNIST's density (about 20% of the non-zero columns) a CSR table was slower
+    (bench/bench_layer_cg.py). It reads the M̄_d of `sums` in place, so it describes the
+    prefix it was made for only until `sums.add` is called again.
 
     Attributes:
         columns: `[P']` the columns of x̃ that are non-zero in some input of the prefix.
-        table: `[D', P']` CSR, the prefix's distinct x̃ restricted to `columns`.
+        table: `[D', P']` the prefix's distinct x̃ restricted to `columns`, in float64.
         input_jtj: `[D', u, u]` the prefix's M̄_d (a view of `sums.input_jtj`).
         input_weight: `[D']` Σκ of each distinct input of the prefix.
         shape: The operator's shape, `(P'·u, P'·u)`.
     """
 
     def __init__(self, sums: InputSums):
-        rows = sums.table[:sums.present]
-        self.columns = np.unique(rows.indices)  # a CSR made from a dense array stores no zeros
-        self.table = rows[:, self.columns]
+        table = sums.factors.input_table[sums.input_order[:sums.present]]
+        self.columns = np.flatnonzero(np.any(table != 0, axis=0))
+        self.table = table[:, self.columns].astype(np.float64)
         self.input_jtj = sums.input_jtj[:sums.present]
         self.input_weight = sums.input_weight[:sums.present].copy()
         self.units = sums.factors.units
@@ -227,12 +229,7 @@ class InputGram:
 
     def kronecker_inverse(self, mean_jtj: np.ndarray) -> scipy.sparse.linalg.LinearOperator:
         """The Kronecker preconditioner (`_kronecker_inverse`) of this prefix, given (Σκ M)/(Σκ) `[u, u]`."""
-        input_gram = np.zeros((len(self.columns),) * 2)
-        rows_per_block = max(1, BLOCK_ELEMENTS // max(1, len(self.columns)))
-        for start in range(0, self.table.shape[0], rows_per_block):  # dense blocks of rows: one GEMM each
-            inputs = self.table[start:start + rows_per_block].toarray()
-            input_gram += inputs.T @ (self.input_weight[start:start + rows_per_block, None] * inputs)
-        return _kronecker_inverse(input_gram, mean_jtj)
+        return _kronecker_inverse(self.table.T @ (self.input_weight[:, None] * self.table), mean_jtj)
 
 
 def cg_chain_minima(factors: ChainFactors, ends: np.ndarray, rtol: float, maxiter: int,
