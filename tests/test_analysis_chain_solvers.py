@@ -55,9 +55,10 @@ def _chain_factors(rng) -> ChainFactors:
     multipliers[1] = multipliers[1] * (rng.random(multipliers[1].shape) < KEEP) / KEEP
     kernels = [rng.normal(size=(rounds, below, above)) / np.sqrt(below) for below, above in zip(widths, widths[1:])]
     output_kernel = kernels.pop()
+    weight = np.where(valid, rng.uniform(0.5, 1.5, valid.shape) / (np.array(sizes)[:, None] * OUTPUTS), 0.0)
     return ChainFactors(
         round_counts=np.arange(1, rounds + 1) * 2,  # not every training round was recorded
-        valid=valid, weight=np.where(valid, rng.uniform(0.5, 1.5, valid.shape) / (np.array(sizes)[:, None] * OUTPUTS), 0),
+        valid=valid, weight=weight,
         residual_sq=rng.uniform(1, 2, valid.shape), z=rng.normal(size=(rounds, batch, UNITS[0])),
         multipliers=tuple(multipliers), kernels=tuple(kernels),
         output_gram=output_kernel @ np.swapaxes(output_kernel, 1, 2),
@@ -67,7 +68,7 @@ def _chain_factors(rng) -> ChainFactors:
 
 
 def _explicit_gram(factors: ChainFactors, rounds: int) -> np.ndarray:
-    """`[P·u, P·u]` H = Σ_e κ_e (x̃_e x̃_eᵀ) ⊗ (J_eᵀJ_e) of the rounds [0, `rounds`), each J_e formed from W and s.
+    """`[P·u, P·u]` H = Σ_e κ_e (x̃_e x̃_eᵀ) ⊗ (J_eᵀJ_e) over the rounds [0, `rounds`), J_e from W and s.
 
     J_e = W_Lᵀ S_{L−1} W_{L−1}ᵀ ⋯ W_1ᵀ S_0 with W_L W_Lᵀ = K factored by its eigendecomposition.
     """

@@ -200,9 +200,9 @@ class InputGram:
 
     Hv = X̃ᵀ(M̄_d (X̃V)_d)_d on the columns of x̃ that are not always zero: one GEMM for X̃V
     `[D', u]`, one batched u × u product per distinct input, one GEMM for X̃ᵀ(·). The table is
-    dense: at MNIST's density (about 20% of the non-zero columns) a CSR table was slower
-    (bench/bench_layer_cg.py). It reads the M̄_d of `sums` in place, so it describes the
-    prefix it was made for only until `sums.add` is called again.
+    dense: at MNIST's density (about 20% of the non-zero columns) a CSR table is no faster on
+    one BLAS thread and slower on two (bench/bench_layer_cg.py). It reads the M̄_d of `sums`
+    in place, so it describes the prefix it was made for only until `sums.add` is called again.
 
     Attributes:
         columns: `[P']` the columns of x̃ that are non-zero in some input of the prefix.
