@@ -1,0 +1,162 @@
+"""The layer-scale operators of the chain solvers, against H formed explicitly from masked weights.
+
+Chain factors are built directly (as `chain_factors.load_chain_factors` lays them out) for
+the first layer of a random chain 6 (+1) → 4 → 3 → 5 → 4 trained for several epochs over
+a small pool of inputs: ids repeat across epochs
+(so the per-input operator sums several examples' M_e per input) and once within a round, one pixel is
+zero in every input, rounds hold unequal numbers of examples and the padding rows (κ = 0)
+carry garbage that must not leak into any sum.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from keras_taylor.analysis.chain_factors import ChainFactors, round_blocks
+from keras_taylor.analysis.chain_solvers import (ExampleGram, InputGram, InputSums, cg_chain_minima,
+                                                 explicit_chain_minima)
+
+from conftest import assert_close
+
+PIXELS = 6
+UNITS = (4, 3, 5)  # the hidden layers; the first is the layer solved for
+OUTPUTS = 4
+POOL = 9  # distinct inputs the run cycles through
+TABLE_ROWS = 14  # the input table holds rows the run never uses, so ids are not 0..POOL-1
+ZERO_PIXEL = 3  # zero in every input
+KEEP = 0.8  # dropout keep-probability of the second hidden layer
+EPOCHS = 3
+ROUND_SIZES = (4, 3, 2)  # examples of the rounds of one epoch (the batch is padded to 4)
+# Operators that are equal in exact arithmetic agree to rounding; this is far tighter than
+# the float64 tolerance of solved results (conftest.tolerance), which carry a solver's error.
+OPERATOR_RTOL = 1e-10
+CG_RTOL = 1e-10
+PREFIXES = {"first round": 1, "one epoch": 3, "mid second epoch": 5, "whole run": 9}
+
+
+def _chain_factors(rng) -> ChainFactors:
+    """Random first-layer factors of `EPOCHS` epochs over `POOL` inputs, rows padded to the largest round."""
+    table = np.zeros((TABLE_ROWS, PIXELS + 1))
+    pool_ids = rng.choice(TABLE_ROWS, POOL, replace=False)
+    pixels = rng.normal(size=(POOL, PIXELS)) * (rng.random((POOL, PIXELS)) < 0.6)  # sparse, as images are
+    pixels[:, ZERO_PIXEL] = 0.0
+    table[pool_ids] = np.concatenate([pixels, np.ones((POOL, 1))], axis=1)
+    sizes = ROUND_SIZES * EPOCHS
+    rounds, batch = len(sizes), max(ROUND_SIZES)
+    valid = np.arange(batch) < np.array(sizes)[:, None]
+    input_id = rng.integers(0, TABLE_ROWS, (rounds, batch))  # padding rows name any row
+    for epoch in range(EPOCHS):
+        input_id[epoch * len(ROUND_SIZES):(epoch + 1) * len(ROUND_SIZES)][valid[:len(ROUND_SIZES)]] = (
+            rng.permutation(pool_ids))
+    input_id[4, 1] = input_id[4, 0]  # an input twice in one round
+    widths = UNITS + (OUTPUTS,)
+    multipliers = [(rng.random((rounds, batch, width)) < 0.6).astype(np.float64) for width in UNITS]
+    multipliers[1] = multipliers[1] * (rng.random(multipliers[1].shape) < KEEP) / KEEP
+    kernels = [rng.normal(size=(rounds, below, above)) / np.sqrt(below) for below, above in zip(widths, widths[1:])]
+    output_kernel = kernels.pop()
+    weight = np.where(valid, rng.uniform(0.5, 1.5, valid.shape) / (np.array(sizes)[:, None] * OUTPUTS), 0.0)
+    return ChainFactors(
+        round_counts=np.arange(1, rounds + 1) * 2,  # not every training round was recorded
+        valid=valid, weight=weight,
+        residual_sq=rng.uniform(1, 2, valid.shape), z=rng.normal(size=(rounds, batch, UNITS[0])),
+        multipliers=tuple(multipliers), kernels=tuple(kernels),
+        output_gram=output_kernel @ np.swapaxes(output_kernel, 1, 2),
+        q_top=rng.normal(size=(rounds, batch, UNITS[-1])), input_table=table, input_id=input_id, below=None,
+        use_bias=False,
+    )
+
+
+def _explicit_gram(factors: ChainFactors, rounds: int) -> np.ndarray:
+    """`[P·u, P·u]` H = Σ_e κ_e (x̃_e x̃_eᵀ) ⊗ (J_eᵀJ_e) over the rounds [0, `rounds`), J_e from W and s.
+
+    J_e = W_Lᵀ S_{L−1} W_{L−1}ᵀ ⋯ W_1ᵀ S_0 with W_L W_Lᵀ = K factored by its eigendecomposition.
+    """
+    size = factors.size
+    gram = np.zeros((size * UNITS[0],) * 2)
+    for round_index in range(rounds):
+        values, vectors = np.linalg.eigh(factors.output_gram[round_index])
+        output_kernel_t = (vectors * np.sqrt(np.maximum(values, 0))).T  # Wᵀ up to a rotation of the outputs
+        for row in np.flatnonzero(factors.valid[round_index]):
+            jacobian = output_kernel_t * factors.multipliers[-1][round_index, row]
+            for kernel, multiplier in zip(reversed(factors.kernels), reversed(factors.multipliers[:-1])):
+                jacobian = (jacobian @ kernel[round_index].T) * multiplier[round_index, row]
+            features = factors.input_table[factors.input_id[round_index, row]]
+            gram += factors.weight[round_index, row] * np.kron(np.outer(features, features), jacobian.T @ jacobian)
+    return gram
+
+
+def _restricted(gram: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The rows and columns of `gram` ([P·u]²) that belong to the input columns `columns`."""
+    entries = (columns[:, None] * UNITS[0] + np.arange(UNITS[0])).reshape(-1)
+    return gram[np.ix_(entries, entries)]
+
+
+def _assert_operators_equal(actual, desired):
+    error = np.linalg.norm(actual - desired)
+    assert error <= OPERATOR_RTOL * np.linalg.norm(desired), f"relative error {error / np.linalg.norm(desired):.2e}"
+
+
+@pytest.fixture
+def factors(rng):
+    return _chain_factors(rng)
+
+
+@pytest.mark.parametrize("rounds", PREFIXES.values(), ids=PREFIXES.keys())
+def test_example_gram_is_the_explicit_gram(factors, rng, rounds):
+    gram = ExampleGram(factors, rounds)
+    used = factors.input_table[factors.input_id[:rounds][factors.valid[:rounds]]]
+    np.testing.assert_array_equal(gram.columns, np.flatnonzero(np.any(used != 0, axis=0)))
+    assert ZERO_PIXEL not in gram.columns
+    vector = rng.normal(size=gram.shape[0])
+    _assert_operators_equal(gram.matvec(vector), _restricted(_explicit_gram(factors, rounds), gram.columns) @ vector)
+
+
+def _sums_by_segments(factors: ChainFactors, ends, rounds_per_block: int = 2):
+    """Yields (end, InputSums of the rounds [0, end)) for each of `ends`, added a few rounds at a time."""
+    sums, start = InputSums(factors, ends[-1]), 0
+    for end in ends:
+        for part in round_blocks(start, end, rounds_per_block):
+            sums.add(part, factors.jtj(part))
+        start = end
+        yield end, sums
+
+
+def test_input_gram_is_the_example_gram_and_the_explicit_gram(factors, rng):
+    for rounds, sums in _sums_by_segments(factors, list(PREFIXES.values())):
+        per_input, per_example = InputGram(sums), ExampleGram(factors, rounds)
+        np.testing.assert_array_equal(per_input.columns, per_example.columns)
+        assert sums.present == len(np.unique(factors.input_id[:rounds][factors.valid[:rounds]]))
+        vector = rng.normal(size=per_input.shape[0])
+        _assert_operators_equal(per_input.matvec(vector), per_example.matvec(vector))
+        _assert_operators_equal(per_input.matvec(vector),
+                                _restricted(_explicit_gram(factors, rounds), per_input.columns) @ vector)
+        # The same input Gram and Σκ M give the same preconditioner.
+        mean_jtj = np.cov(rng.normal(size=(UNITS[0], 2 * UNITS[0])))
+        _assert_operators_equal(per_input.kronecker_inverse(mean_jtj).matvec(vector),
+                                per_example.kronecker_inverse(mean_jtj).matvec(vector))
+
+
+def test_input_sums_add_the_rounds_in_order(factors):
+    sums = InputSums(factors, 5)
+    with pytest.raises(ValueError, match="in order"):
+        sums.add(slice(1, 3), factors.jtj(slice(1, 3)))
+    sums.add(slice(0, 3), factors.jtj(slice(0, 3)))
+    with pytest.raises(ValueError, match="in order"):
+        sums.add(slice(3, 6), factors.jtj(slice(3, 6)))  # past the rounds the sums were sized for
+    with pytest.raises(ValueError, match="input_table"):
+        InputSums(dataclasses.replace(factors, input_table=None, input_id=None), 5)
+
+
+OPERATORS = {"per input": None, "per example": 0}  # max_input_sums_bytes; 0 leaves no room for M̄
+
+
+@pytest.mark.parametrize("max_input_sums_bytes", OPERATORS.values(), ids=OPERATORS.keys())
+def test_cg_minima_are_the_explicit_minima(factors, max_input_sums_bytes):
+    ends = np.array([1, 3, 3, 5, 9])  # a repeated end adds no rounds: the warm start is already the solution
+    options = {} if max_input_sums_bytes is None else {"max_input_sums_bytes": max_input_sums_bytes}
+    results = cg_chain_minima(factors, ends, CG_RTOL, 500, **options)
+    assert results["converged"].all()
+    assert np.all(results["gradient_norm"] <= CG_RTOL)
+    assert results["iterations"][2] == 0 and np.all(results["iterations"][[0, 1, 3, 4]] > 0)
+    assert_close(results["minimum"], explicit_chain_minima(factors, ends)["minimum"], "float64")
