@@ -34,6 +34,11 @@ class DatasetSpec:
     class_names: tuple[str, ...]
     local_layout: LocalLayout
 
+    def dataset(self, name: str, split: str, images: np.ndarray, labels: np.ndarray, source: str) -> "Dataset":
+        """One split of this dataset, with its classes."""
+        return Dataset(name=name, split=split, images=images, labels=labels, num_classes=len(self.class_names),
+                       source=source, class_names=self.class_names)
+
 
 _DIGITS = tuple(str(digit) for digit in range(10))
 

@@ -59,12 +59,4 @@ def load_embedded_dataset(split: str) -> Dataset:
     rank_within_digit[grouped_order] = np.arange(len(labels)) - digit_starts
     interleaved = np.lexsort((labels, rank_within_digit))
     spec = DATASET_SPECS["embedded_mnist"]
-    return Dataset(
-        name="embedded_mnist",
-        split=split,
-        images=images[interleaved],
-        labels=labels[interleaved],
-        num_classes=len(spec.class_names),
-        source=_EMBEDDED_SOURCE,
-        class_names=spec.class_names,
-    )
+    return spec.dataset("embedded_mnist", split, images[interleaved], labels[interleaved], _EMBEDDED_SOURCE)

@@ -115,12 +115,4 @@ def load_idx_dataset(name: str, split: str, directory: pathlib.Path, spec: Datas
         raise ValueError(
             f"{name} images are {spec.image_shape}, but the {split} images in {directory} are {images.shape[1:]}."
         )
-    return Dataset(
-        name=name,
-        split=split,
-        images=images,
-        labels=labels,
-        num_classes=len(spec.class_names),
-        source=f"IDX files in {directory}",
-        class_names=spec.class_names,
-    )
+    return spec.dataset(name, split, images, labels, f"IDX files in {directory}")

@@ -42,12 +42,4 @@ def load_tfds_dataset(name: str, split: str, spec: DatasetSpec) -> Dataset:
         raise ValueError(
             f"tensorflow-datasets returned {name} images of shape {images.shape[1:]}, expected {spec.image_shape}."
         )
-    return Dataset(
-        name=name,
-        split=split,
-        images=images,
-        labels=labels,
-        num_classes=len(spec.class_names),
-        source=f"tensorflow-datasets {name} {split}",
-        class_names=spec.class_names,
-    )
+    return spec.dataset(name, split, images, labels, f"tensorflow-datasets {name} {split}")
