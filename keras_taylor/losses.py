@@ -338,8 +338,6 @@ class DeclaredConvexLoss(ConvexLoss):
     """
 
     def __init__(self, keras_loss):
-        import keras  # pylint: disable=import-outside-toplevel
-
         self.keras_loss = keras_loss
         self.name = getattr(self.keras_loss, "name", getattr(self.keras_loss, "__name__", "loss"))
         self.reduction = getattr(self.keras_loss, "reduction", "sum_over_batch_size")

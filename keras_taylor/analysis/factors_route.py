@@ -45,7 +45,7 @@ class FactorsRoute:
         finite = reader.round_losses.finite[:int(grid[-1])] if grid.size else np.zeros(0, bool)
         if grid.size and not finite.any():
             raise MissingStatisticsError(f"{reader.logdir}: no round up to {int(grid[-1])} has a finite loss.")
-        kept = np.cumsum(finite)[grid - 1] if grid.size else np.zeros(0, np.int64)  # finite rounds in each prefix
+        kept = reader.round_losses.finite_counts[grid - 1]  # the finite rounds of each prefix
         incurred = None
         for index, neuron, linear_rounds in _member_rounds(reader, layer, members, finite, loss):
             if incurred is None:  # ℓ^n(W^n) on exactly the stored examples: T^n(W^n) = f_{W^n}

@@ -67,13 +67,3 @@ def neuron_sums(inputs: np.ndarray, rows, grid: np.ndarray, count: int):
         close_segment()
         segment += 1
     return minima, diagnostics
-
-
-# ------------------------------------------- layer scale from streamed chain factors
-
-# Float64 elements of the largest temporary of one block of rounds (16 MiB).
-_BLOCK_ELEMENTS = 1 << 21
-# Damping of the Kronecker preconditioner, relative to its largest eigenvalue.
-_KRONECKER_DAMPING = 1e-6
-
-

@@ -18,8 +18,8 @@ from keras_taylor import schedules, schema, storage, walker
 from keras_taylor.callbacks.run_description import optimizer_description, versions
 from keras_taylor.recording.capture import ForwardCapture
 from keras_taylor.recording.host import RoundWriter
-from keras_taylor.recording.plan import (GIB, RecorderOptions, has_dropout, human_bytes, layer_geometry,
-                                         plan_recording)
+from keras_taylor.recording.plan import (GIB, RecorderOptions, count_rounds, has_dropout, human_bytes,
+                                         layer_geometry, plan_recording)
 from keras_taylor.recording.step import numpy_round, round_tensors
 from keras_taylor.schema import Scale
 
@@ -156,7 +156,7 @@ class TaylorRecorder(keras.callbacks.Callback):
                                  (self.params or {}).get("steps"))
         self.planned = plan = planned
         rounds = planned.expected_rounds
-        checkpoints = sum(1 for step in range(rounds) if self.options.checkpoints(step)) + 1
+        checkpoints = count_rounds(self.options.checkpoints, rounds) + 1
         estimate = planned.bytes_per_round * rounds + planned.bytes_per_checkpoint * checkpoints
         routes = {
             layer.name: {
