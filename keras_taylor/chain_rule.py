@@ -31,20 +31,41 @@ def top_q(residual: np.ndarray, output_kernel: np.ndarray, top_multiplier: np.nd
 
 def chain_q(q_top: np.ndarray, multipliers, kernels) -> np.ndarray:
     """`[..., B, u_j]` q_j = J_jᵀr, from q_{m−1} by q_k = s_k ⊙ (W_{k+1} q_{k+1})."""
-    q = q_top
+    return chain_q_all(q_top, multipliers, kernels)[0]
+
+
+def chain_q_all(q_top: np.ndarray, multipliers, kernels) -> list:
+    """q_k `[..., B, u_k]` of every layer k = j, ..., m − 1 (bottom first), from one pass down the chain."""
+    qs = [q_top]
     for kernel, multiplier in zip(reversed(kernels), reversed(multipliers[:-1])):
-        q = multiplier * (q @ _transposed(kernel))
-    return q
+        qs.append(multiplier * (qs[-1] @ _transposed(kernel)))
+    return qs[::-1]
 
 
 def chain_jtj(multipliers, kernels, output_gram: np.ndarray) -> np.ndarray:
     """`[..., B, u_j, u_j]` M_j = J_jᵀJ_j, from M_{m−1} = S K S down by M_k = S_k W_{k+1} M_{k+1} W_{k+1}ᵀ S_k."""
+    return chain_jtj_all(multipliers, kernels, output_gram, keep=(0,))[0]
+
+
+def chain_jtj_all(multipliers, kernels, output_gram: np.ndarray, keep=None) -> dict:
+    """M_k `[..., B, u_k, u_k]` of the layers k = j + offset for each offset in `keep` (default all), from
+    one pass down the chain; `{offset: M}`. Each M below the top costs the one above it, so the
+    layers of one chain are best formed together."""
     top = multipliers[-1]
+    offsets = range(len(multipliers)) if keep is None else keep
     jtj = top[..., :, None] * output_gram[..., None, :, :] * top[..., None, :]
+    offset = len(multipliers) - 1
+    kept = {offset: jtj} if offset in offsets else {}
+    lowest = min(offsets)
     for kernel, multiplier in zip(reversed(kernels), reversed(multipliers[:-1])):
+        if offset == lowest:
+            break
         jtj = kernel[..., None, :, :] @ jtj @ _transposed(kernel)[..., None, :, :]
         jtj = multiplier[..., :, None] * jtj * multiplier[..., None, :]
-    return jtj
+        offset -= 1
+        if offset in offsets:
+            kept[offset] = jtj
+    return kept
 
 
 def apply_chain_jtj(multipliers, kernels, output_gram: np.ndarray, vectors: np.ndarray) -> np.ndarray:

@@ -365,7 +365,7 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
     start = time.perf_counter()
     result = {"run": json.loads(done.read_text()), "analysis_config": dataclasses.asdict(config),
               "history": read_history(run_dir)}
-    work = []
+    work = []  # "network", "layers", "exploration"
     taylor_dir = run_dir / "taylor"
     if taylor_dir.exists():
         run = analysis.RunReader(taylor_dir)  # one reader: each stream is read once for every part
@@ -373,39 +373,45 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
         result["grid"] = grid.tolist()
         losses = analysis.round_losses(run)
         result["rounds"] = {"steps": losses.steps.tolist(), "loss": losses.losses.tolist()}
-        work.append(("network", None, None))
-        for name in run.manifest.layer_order:
-            work += [("layer", name, None), ("neuron", name, None)]
+        work += ["network", "layers"]
     activations_dir = run_dir / "activations"
     if activations_dir.exists():
-        work.append(("exploration", None, None))
+        work.append("exploration")
     result["network"], result["layers"] = None, {}
     result["seconds_per_part"] = {}
-    for index, (kind, layer, _) in enumerate(work):
+    for index, kind in enumerate(work):
         part_start = time.perf_counter()
         try:
             if kind == "network":
                 curve = analysis.regret_curve(run, rounds=grid)
                 result["network"] = _curve_json(curve, analysis.fit_growth(curve, fraction=config.fit_fraction))
-            elif kind == "layer":
-                curve = analysis.regret_curve(run, layer, rounds=grid, cg_rtol=config.layer_cg_rtol)
-                result["layers"].setdefault(layer, {})["layer"] = _curve_json(
-                    curve, analysis.fit_growth(curve, fraction=config.fit_fraction))
-            elif kind == "neuron":
-                band = analysis.neuron_regret_band(run, layer, rounds=grid, sample=config.neurons_per_layer,
-                                                   seed=config.seed)
-                fits = [analysis.fit_growth(curve, fraction=config.fit_fraction) for curve in band.curves]
-                result["layers"].setdefault(layer, {})["neuron"] = _band_json(band, fits)
+            elif kind == "layers":  # every layer and scale at once: a chain's are one pass over the rounds
+                regrets = analysis.layer_regrets(run, rounds=grid, sample=config.neurons_per_layer, seed=config.seed,
+                                                 cg_rtol=config.layer_cg_rtol)
+                for layer in run.manifest.layer_order:
+                    entry = result["layers"].setdefault(layer, {})
+                    if layer in regrets.layers:
+                        curve = regrets.layers[layer]
+                        entry["layer"] = _curve_json(curve, analysis.fit_growth(curve, fraction=config.fit_fraction))
+                    if layer in regrets.neurons:
+                        band = regrets.neurons[layer]
+                        fits = [analysis.fit_growth(curve, fraction=config.fit_fraction) for curve in band.curves]
+                        entry["neuron"] = _band_json(band, fits)
+                    for scale in ("layer", "neuron"):
+                        if (layer, scale) in regrets.missing:
+                            entry[scale] = {"missing": regrets.missing[(layer, scale)]}
             else:
                 result["exploration"] = _exploration(
                     exploration.PackedConfigurations.from_run(activations_dir), config.log_volume_k)
         except analysis.MissingStatisticsError as error:
-            target = result if kind in ("network", "exploration") else result["layers"].setdefault(layer, {})
-            target[kind if kind != "network" else "network"] = {"missing": str(error)}
-        label = f"{kind} {layer or ''}".strip()
-        result["seconds_per_part"][label] = time.perf_counter() - part_start
+            if kind == "layers":
+                result["layers"] = {layer: {"layer": {"missing": str(error)}, "neuron": {"missing": str(error)}}
+                                    for layer in run.manifest.layer_order}
+            else:
+                result[kind] = {"missing": str(error)}
+        result["seconds_per_part"][kind] = time.perf_counter() - part_start
         if progress is not None:
-            progress(index + 1, len(work), label)
+            progress(index + 1, len(work), kind)
     result["analysis_seconds"] = time.perf_counter() - start
     (run_dir / "analysis.json").write_text(json.dumps(result, indent=1, default=_json_number))
     return result

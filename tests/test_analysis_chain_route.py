@@ -5,6 +5,8 @@ random chain 7 (+1) → 5 → 4 (no bias) → 3 → 6 with ReLU masks and a drop
 so that every J_l is a product of masked weights that the reference forms explicitly.
 """
 
+import json
+
 import numpy as np
 import pytest
 
@@ -156,6 +158,26 @@ def _reference_minima(rounds, layer):
     return np.array(minima)
 
 
+def _reference_neuron_minima(rounds, layer, neuron):
+    """`[R]` min_v Σ_{n≤N} 𝒯^n(v) of one neuron α by lstsq: example e contributes the rows
+    √κ J_e[:, α] x̃_eᵀ and the targets −√κ (r_e − J_e[:, α] z_α)."""
+    designs, targets, minima = [], [], []
+    for taylor_round in rounds:
+        if taylor_round is not None:
+            column = _jacobians(taylor_round)[layer][:, :, neuron]  # [B, p_L]
+            features, z = taylor_round["features"][layer], taylor_round["z"][layer][:, neuron]
+            root = np.sqrt(taylor_round["kappa"])
+            designs.append(root * np.einsum("bp,bi->bpi", column, features).reshape(-1, features.shape[1]))
+            targets.append(-root * (taylor_round["residual"] - column * z[:, None]).reshape(-1))
+        if not designs:
+            minima.append(0.0)
+            continue
+        design, target = np.concatenate(designs), np.concatenate(targets)
+        solution = np.linalg.lstsq(design, target, rcond=None)[0]
+        minima.append(np.sum((design @ solution - target) ** 2))
+    return np.array(minima)
+
+
 @pytest.fixture(scope="module")
 def chain_runs(tmp_path_factory):
     """The simulated rounds and their run directory at each stored dtype."""
@@ -188,6 +210,38 @@ def test_streamed_layer_optimum_matches_an_explicit_design(chain_runs, dtype, so
     else:
         assert "Cholesky" in curve.diagnostics.method
         assert np.all(curve.diagnostics.rank > 0)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_pass_over_every_layer_and_scale_matches_the_explicit_designs(chain_runs, tmp_path, dtype, solver):
+    """`layer_regrets` serves every hidden layer's layer and neuron scale from one pass down the chain."""
+    directory, pool, rounds = chain_runs
+    neurons = {name: list(range(WIDTHS[name])) for name in HIDDEN}
+    manifest = storage.load_run(directory / dtype).manifest
+    for name in HIDDEN:  # the same run, with every neuron recorded on the chain route
+        manifest["layers"][name].update(neuron="chain", neurons=neurons[name])
+    run = tmp_path / "run"
+    _write_run(run, pool, rounds, dtype)
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    regrets = analysis.layer_regrets(run, HIDDEN, layer_solver=solver, cg_rtol=CG_RTOL)
+    assert set(regrets.layers) == set(regrets.neurons) == set(HIDDEN) and not regrets.missing
+    for name in HIDDEN:
+        assert_close(regrets.layers[name].cumulative_taylor_optimum, _reference_minima(rounds, name), dtype)
+        band = regrets.neurons[name]
+        np.testing.assert_array_equal(band.neurons, neurons[name])
+        for index, neuron in enumerate(neurons[name]):
+            assert_close(band.cumulative_taylor_optimum[index], _reference_neuron_minima(rounds, name, neuron), dtype,
+                         err_msg=f"{name} neuron {neuron}")
+        # One layer asked alone gives the same numbers as all of them in one pass.
+        alone = analysis.regret_curve(run, name, layer_solver=solver, cg_rtol=CG_RTOL)
+        assert_close(alone.regret, regrets.layers[name].regret, "float64")
+        alone_band = analysis.neuron_regret_band(run, name)
+        assert_close(alone_band.regret, band.regret, "float64")
+    sampled = analysis.layer_regrets(run, ["h0"], scales=["neuron"], sample=2, seed=3)
+    assert not sampled.layers
+    np.testing.assert_array_equal(sampled.neurons["h0"].neurons,
+                                  analysis.neuron_regret_band(run, "h0", sample=2, seed=3).neurons)
 
 
 def test_a_subset_of_rounds_and_the_automatic_solver_choice(chain_runs):

@@ -21,12 +21,15 @@ from keras_taylor.analysis.grid import log_grid, nearest_grid
 from keras_taylor.analysis.growth import fit_growth
 from keras_taylor.analysis.quadratic import minimize_quadratic
 from keras_taylor.analysis.reader import RoundLosses, RunReader, open_reader
-from keras_taylor.analysis.regret import checkpoint_rounds, neuron_regret_band, regret_curve, round_losses
-from keras_taylor.analysis.results import (GrowthFit, MissingStatisticsError, NeuronRegretBand, NonFiniteRoundsWarning,
-                                           RegretCurve, SolverDiagnostics, TaylorOptimumWarning)
+from keras_taylor.analysis.regret import (checkpoint_rounds, layer_regrets, neuron_regret_band, regret_curve,
+                                         round_losses)
+from keras_taylor.analysis.results import (GrowthFit, LayerRegrets, MissingStatisticsError, NeuronRegretBand,
+                                           NonFiniteRoundsWarning, RegretCurve, SolverDiagnostics,
+                                           TaylorOptimumWarning)
 
 __all__ = [
     "GrowthFit",
+    "LayerRegrets",
     "MissingStatisticsError",
     "NeuronRegretBand",
     "NonFiniteRoundsWarning",
@@ -38,6 +41,7 @@ __all__ = [
     "checkpoint_rounds",
     "factored_taylor_optimum",
     "fit_growth",
+    "layer_regrets",
     "log_grid",
     "minimize_quadratic",
     "nearest_grid",

@@ -34,6 +34,8 @@ class ChainFactors:
         input_id: `[R, B]` each example's row of `input_table` when j = 0, else None.
         below: (z, s) of c_{j−1} `[R, B, u_{j−1}]` when j > 0 (x̃ = s ⊙ z), else None.
         use_bias: Whether x̃ ends in a 1 that `below` lacks.
+        upper_z: z of c_{j+1}, ..., c_{m−1} `[R, B, u_k]` when loaded for `above`, else ().
+        upper_use_bias: Whether each of c_{j+1}, ..., c_{m−1} has a bias.
     """
 
     round_counts: np.ndarray
@@ -49,6 +51,8 @@ class ChainFactors:
     input_id: np.ndarray | None
     below: tuple | None
     use_bias: bool
+    upper_z: tuple = ()
+    upper_use_bias: tuple = ()
 
     @property
     def batch(self) -> int:
@@ -65,6 +69,23 @@ class ChainFactors:
             return self.input_table.shape[1]
         return self.below[0].shape[2] + int(self.use_bias)
 
+    def above(self, offset: int) -> "ChainFactors":
+        """The factors of the layer c_{j+offset} (offset 0: these), sharing these arrays.
+
+        Raises:
+            ValueError: the z of the layers above were not loaded (`load_chain_factors(..., upper=True)`).
+        """
+        if offset == 0:
+            return self
+        if not 0 < offset <= len(self.upper_z):
+            raise ValueError(f"These chain factors hold {len(self.upper_z)} layers above their own. Received: offset={offset}")
+        below_z = self.z if offset == 1 else self.upper_z[offset - 2]
+        return dataclasses.replace(
+            self, z=self.upper_z[offset - 1], multipliers=self.multipliers[offset:], kernels=self.kernels[offset:],
+            input_table=None, input_id=None, below=(below_z, self.multipliers[offset - 1]),
+            use_bias=self.upper_use_bias[offset - 1], upper_z=self.upper_z[offset:],
+            upper_use_bias=self.upper_use_bias[offset:])
+
     def features(self, part: slice) -> np.ndarray:
         """`[r, B, P]` x̃ of the rows of the rounds `part`."""
         if self.input_table is not None:
@@ -75,7 +96,8 @@ class ChainFactors:
             features = np.concatenate([features, np.ones(features.shape[:2] + (1,))], axis=2)
         return features
 
-    def _chain(self, part: slice):
+    def chain(self, part: slice) -> tuple[list, list]:
+        """The multipliers (at the run's dtype) and float64 kernels of the rounds `part`."""
         # The multipliers stay at the run's dtype: each product with a float64 array is float64,
         # and an explicit cast would copy every example's multipliers on every matvec.
         multipliers = [multiplier[part] for multiplier in self.multipliers]
@@ -84,17 +106,17 @@ class ChainFactors:
 
     def apply_jtj(self, part: slice, vectors: np.ndarray) -> np.ndarray:
         """`[r, B, u]` M_e y_e = J_eᵀJ_e y_e of `vectors` y `[r, B, u]`, without forming M_e."""
-        multipliers, kernels = self._chain(part)
+        multipliers, kernels = self.chain(part)
         return chain_rule.apply_chain_jtj(multipliers, kernels, self.output_gram[part].astype(np.float64), vectors)
 
     def jtj(self, part: slice) -> np.ndarray:
         """`[r, B, u, u]` M_e of the rows of the rounds `part`."""
-        multipliers, kernels = self._chain(part)
+        multipliers, kernels = self.chain(part)
         return chain_rule.chain_jtj(multipliers, kernels, self.output_gram[part].astype(np.float64))
 
     def q(self, part: slice) -> np.ndarray:
         """`[r, B, u]` q = Jᵀr of the layer."""
-        multipliers, kernels = self._chain(part)
+        multipliers, kernels = self.chain(part)
         return chain_rule.chain_q(self.q_top[part].astype(np.float64), multipliers, kernels)
 
 
@@ -167,8 +189,12 @@ def chain_weights(reader, round_steps: np.ndarray, fields: list) -> dict:
     return weights
 
 
-def load_chain_factors(reader, layer: str, last_round: int) -> ChainFactors | None:
-    """The factors of `layer` for the rounds 1..`last_round` (None if none of them streamed rows)."""
+def load_chain_factors(reader, layer: str, last_round: int, upper: bool = False) -> ChainFactors | None:
+    """The factors of `layer` for the rounds 1..`last_round` (None if none of them streamed rows).
+
+    With `upper`, also the z of every chain layer above it (`ChainFactors.above`), so that one
+    pass down the chain serves all of them.
+    """
     names = reader.manifest.chain_layers
     if not names or layer not in names[:-1]:
         raise MissingStatisticsError(
@@ -183,7 +209,8 @@ def load_chain_factors(reader, layer: str, last_round: int) -> ChainFactors | No
                                       schema.multiplier_field(names[position - 1])]
     fields = (["weight", "residual_sq", "q", schema.preactivation_field(layer)]
               + [schema.multiplier_field(name) for name in hidden[position:]]
-              + (["input_id"] if position == 0 else below))
+              + (["input_id"] if position == 0 else below)
+              + ([schema.preactivation_field(name) for name in hidden[position + 1:]] if upper else []))
     layout = chain_rows(reader, fields, last_round)
     if layout is None:
         return None
@@ -202,4 +229,6 @@ def load_chain_factors(reader, layer: str, last_round: int) -> ChainFactors | No
         input_id=rows["input_id"] if position == 0 else None,
         below=tuple(rows[field] for field in below) or None,
         use_bias=position > 0 and bool(reader.manifest.chain_use_bias[layer]),
+        upper_z=tuple(rows[schema.preactivation_field(name)] for name in hidden[position + 1:]) if upper else (),
+        upper_use_bias=tuple(bool(reader.manifest.chain_use_bias[name]) for name in hidden[position + 1:]) if upper else (),
     )

@@ -18,10 +18,11 @@ import warnings
 import numpy as np
 
 from keras_taylor.analysis import grid as grids
-from keras_taylor.analysis.chain_factors import BLOCK_ELEMENTS, load_chain_factors, round_blocks
-from keras_taylor.analysis.chain_solvers import cg_chain_minima, explicit_chain_minima
+from keras_taylor.analysis.chain_factors import load_chain_factors
+from keras_taylor.analysis.chain_pass import NeuronChainSolver, run_chain_pass
+from keras_taylor.analysis.chain_solvers import CGLayerSolver, ExplicitLayerSolver
 from keras_taylor.analysis.neuron_sums import neuron_sums
-from keras_taylor.analysis.results import SolverDiagnostics, TaylorOptimumWarning
+from keras_taylor.analysis.results import MissingStatisticsError, SolverDiagnostics, TaylorOptimumWarning
 from keras_taylor.analysis.route import RouteMinima, exact_minima
 from keras_taylor.schema import Route
 
@@ -30,6 +31,8 @@ LAYER_SOLVERS = ("auto", "explicit", "cg")
 
 class ChainRoute:
     """Neuron scale summed per distinct input; layer scale solved explicitly or by CG.
+
+    Every (layer, scale) asked together is served by one pass over the rounds (`chain_pass`).
 
     Options (layer scale only):
         layer_solver: "explicit", "cg", or "auto": explicit when P·u ≤ `max_explicit_parameters`.
@@ -42,87 +45,104 @@ class ChainRoute:
     options = ("layer_solver", "max_explicit_parameters", "cg_rtol", "cg_maxiter")
 
     def minima(self, reader, layer: str, neurons, rounds, **options) -> RouteMinima:
-        if neurons is None:
-            return layer_minima(reader, layer, rounds, **options)
-        return neuron_minima(reader, layer, neurons, rounds)
+        return self.minima_many(reader, [(layer, neurons)], rounds, **options)[0]
+
+    def minima_many(self, reader, requests, rounds, *, layer_solver: str = "auto", max_explicit_parameters: int = 4096,
+                    cg_rtol: float = 1e-4, cg_maxiter: int = 3000) -> list:
+        """The `RouteMinima` of each `(layer, neurons)` request (neurons None: the layer scale), from one pass.
+
+        The layer scale's minimum of vᵀHv + 2gᵀv + s is found exactly from H ("explicit",
+        pivoted Cholesky) or matrix-free ("cg", conjugate gradients with a Kronecker
+        preconditioner, for a layer whose H does not fit in memory). For CG the diagnostics'
+        "gradient_norm" is the relative residual ‖Hv + g‖/‖g‖, "rank" −1, "condition" NaN.
+
+        Raises:
+            MissingStatisticsError: the run lacks the chain streams or a layer is not in its chain.
+            ValueError: an unknown `layer_solver`.
+        """
+        if layer_solver not in LAYER_SOLVERS:
+            raise ValueError(f"layer_solver must be 'auto', 'explicit' or 'cg'. Received: layer_solver={layer_solver!r}")
+        grid = grids.select_rounds(len(reader.round_losses.steps), rounds, reader.logdir)
+        chain = reader.manifest.chain_layers
+        for layer, _ in requests:
+            if not chain or layer not in chain[:-1]:
+                raise MissingStatisticsError(
+                    f"{reader.logdir} streams the chain factors of {layer!r} but its manifest names no dense chain "
+                    f"holding it (chain: {reader.manifest.raw.get('chain')})."
+                )
+        positions = [chain.index(layer) for layer, _ in requests]
+        lowest = min(positions)
+        factors = load_chain_factors(reader, chain[lowest], int(grid[-1]) if grid.size else 0,
+                                     upper=max(positions) > lowest)
+        solvers = []
+        for layer, neurons in requests:
+            offset = chain.index(layer) - lowest
+            layer_factors = None if factors is None else factors.above(offset)
+            if neurons is not None:
+                solver = _NeuronRequest(reader, layer_factors, grid, neurons)
+            else:
+                solver = _LayerRequest(reader, layer, layer_factors, grid, layer_solver, max_explicit_parameters,
+                                       cg_rtol, cg_maxiter)
+            solvers.append((offset, solver))
+        if factors is not None:
+            ends = np.searchsorted(factors.round_counts, grid, side="right")  # the row blocks of each prefix
+            run_chain_pass(factors, [(offset, solver.solver) for offset, solver in solvers if solver.solver], ends)
+        return [solver.minima() for _, solver in solvers]
 
 
-def neuron_minima(reader, layer: str, neurons, rounds) -> RouteMinima:
+class _NeuronRequest:
     """Per example the neuron's z, q_α = (Jᵀr)_α, curvature c = (JᵀJ)_αα and the layer input x̃
     follow from the chain factors; they are then summed as the STREAM route sums its rows."""
-    grid = grids.select_rounds(len(reader.round_losses.steps), rounds, reader.logdir)
-    factors = load_chain_factors(reader, layer, int(grid[-1]) if grid.size else 0)
-    members = np.asarray(neurons, np.int64)
-    if factors is None:  # no finite round streamed anything: every sum is zero
-        return exact_minima(reader, grid, *neuron_sums(np.zeros((0, 1)), iter(()), grid, len(members)))
-    rounds_total, batch = factors.valid.shape
-    if factors.input_table is not None:
-        inputs = factors.input_table.astype(np.float64)
-    else:  # each example's x̃ = s ⊙ z of the layer below is its own row
-        inputs = factors.features(slice(0, rounds_total))[factors.valid]
-    per_block = max(1, BLOCK_ELEMENTS // (batch * factors.units**2))
 
-    def rows():
-        start = 0
-        for part in round_blocks(0, rounds_total, per_block):
-            valid = factors.valid[part]
-            count = int(valid.sum())
-            ids = factors.input_id[part][valid] if factors.input_table is not None else np.arange(start, start + count)
-            start += count
-            curvature = np.einsum("rbii->rbi", factors.jtj(part))
-            yield (np.repeat(factors.round_counts[part], valid.sum(axis=1)), ids, factors.weight[part][valid],
-                   factors.z[part][valid][:, members], factors.q(part)[valid][:, members],
-                   curvature[valid][:, members], factors.residual_sq[part][valid])
+    def __init__(self, reader, factors, grid, neurons):
+        self.reader, self.grid, self.count = reader, grid, len(neurons)
+        self.solver = None if factors is None else NeuronChainSolver(factors, neurons, len(grid))
 
-    return exact_minima(reader, grid, *neuron_sums(inputs, rows(), grid, len(members)))
+    def minima(self) -> RouteMinima:
+        if self.solver is None:  # no finite round streamed anything: every sum is zero
+            return exact_minima(self.reader, self.grid, *neuron_sums(np.zeros((0, 1)), iter(()), self.grid, self.count))
+        return exact_minima(self.reader, self.grid, self.solver.minima, self.solver.info)
 
 
-def layer_minima(reader, layer: str, rounds, *, layer_solver: str = "auto", max_explicit_parameters: int = 4096,
-                 cg_rtol: float = 1e-4, cg_maxiter: int = 3000) -> RouteMinima:
-    """Layer-scale Taylor optima of a hidden dense-chain layer from its chain factors.
+class _LayerRequest:
+    """A hidden dense-chain layer's layer-scale Taylor optima from its chain factors."""
 
-    The minimum of vᵀHv + 2gᵀv + s is found exactly from H ("explicit", pivoted Cholesky)
-    or matrix-free ("cg", conjugate gradients with a Kronecker preconditioner, for a layer
-    whose H does not fit in memory). For CG the diagnostics' "gradient_norm" is the relative
-    residual ‖Hv + g‖/‖g‖, "rank" −1, "condition" NaN.
+    def __init__(self, reader, layer, factors, grid, layer_solver, max_explicit_parameters, cg_rtol, cg_maxiter):
+        self.reader, self.layer, self.grid, self.cg_rtol, self.cg_maxiter = reader, layer, grid, cg_rtol, cg_maxiter
+        self.kind, self.solver = "none", None
+        if factors is not None:
+            self.kind = layer_solver
+            if layer_solver == "auto":
+                self.kind = "explicit" if factors.size * factors.units <= max_explicit_parameters else "cg"
+            ends = np.searchsorted(factors.round_counts, grid, side="right")
+            self.solver = (ExplicitLayerSolver(factors, len(grid)) if self.kind == "explicit"
+                           else CGLayerSolver(factors, ends, cg_rtol, cg_maxiter))
 
-    Raises:
-        MissingStatisticsError: the run lacks the chain streams or the layer is not in its chain.
-        ValueError: an unknown `layer_solver`.
-    """
-    if layer_solver not in LAYER_SOLVERS:
-        raise ValueError(f"layer_solver must be 'auto', 'explicit' or 'cg'. Received: layer_solver={layer_solver!r}")
-    grid = grids.select_rounds(len(reader.round_losses.steps), rounds, reader.logdir)
-    factors = load_chain_factors(reader, layer, int(grid[-1]) if grid.size else 0)
-    if factors is None:  # no round up to the grid's end streamed a row: every prefix sums to 0
-        results = {"minimum": np.zeros(len(grid)), "gradient_norm": np.zeros(len(grid)),
-                   "iterations": np.zeros(len(grid), np.int64), "converged": np.ones(len(grid), bool)}
-        solver, method = "none", "none (no recorded round up to the grid's end streamed an example)"
-    else:
-        ends = np.searchsorted(factors.round_counts, grid, side="right")  # the row blocks of each prefix
-        solver = layer_solver
-        if solver == "auto":
-            solver = "explicit" if factors.size * factors.units <= max_explicit_parameters else "cg"
-        if solver == "explicit":
-            results = explicit_chain_minima(factors, ends)
-            method = "pivoted Cholesky of the layer Gram summed from streamed chain factors"
+    def minima(self) -> RouteMinima:
+        grid, cg_rtol = self.grid, self.cg_rtol
+        if self.solver is None:  # no round up to the grid's end streamed a row: every prefix sums to 0
+            results = {"minimum": np.zeros(len(grid)), "gradient_norm": np.zeros(len(grid)),
+                       "iterations": np.zeros(len(grid), np.int64), "converged": np.ones(len(grid), bool)}
+            method = "none (no recorded round up to the grid's end streamed an example)"
         else:
-            results = cg_chain_minima(factors, ends, cg_rtol, cg_maxiter)
-            method = f"Kronecker-preconditioned conjugate gradients (cg_rtol={cg_rtol:g}) on streamed chain factors"
-    for key, value in (("rank", -1), ("condition", np.nan), ("range_residual", 0.0), ("ill_conditioned", False)):
-        results.setdefault(key, np.full(len(grid), value))
-    failed = ~results["converged"]
-    if solver == "cg" and failed.any():
-        warnings.warn(
-            f"{reader.logdir}: conjugate gradients for the layer-scale Taylor optimum of {layer!r} did not reach "
-            f"cg_rtol={cg_rtol:g} within cg_maxiter={cg_maxiter} at rounds {grid[failed].tolist()} (relative "
-            f"residuals {results['gradient_norm'][failed].tolist()}); those minima are upper bounds.",
-            TaylorOptimumWarning, stacklevel=5,
+            results = self.solver.finish()
+            method = ("pivoted Cholesky of the layer Gram summed from streamed chain factors" if self.kind == "explicit"
+                      else f"Kronecker-preconditioned conjugate gradients (cg_rtol={cg_rtol:g}) on streamed chain factors")
+        for key, value in (("rank", -1), ("condition", np.nan), ("range_residual", 0.0), ("ill_conditioned", False)):
+            results.setdefault(key, np.full(len(grid), value))
+        failed = ~results["converged"]
+        if self.kind == "cg" and failed.any():
+            warnings.warn(
+                f"{self.reader.logdir}: conjugate gradients for the layer-scale Taylor optimum of {self.layer!r} did not "
+                f"reach cg_rtol={cg_rtol:g} within cg_maxiter={self.cg_maxiter} at rounds {grid[failed].tolist()} "
+                f"(relative residuals {results['gradient_norm'][failed].tolist()}); those minima are upper bounds.",
+                TaylorOptimumWarning, stacklevel=6,
+            )
+        diagnostics = SolverDiagnostics(
+            method=method if grid.size else "none", converged=np.asarray(results["converged"]).astype(bool),
+            gradient_norm=np.asarray(results["gradient_norm"]), iterations=np.asarray(results["iterations"]).astype(np.int64),
+            rank=np.asarray(results["rank"]).astype(np.int64), condition=np.asarray(results["condition"]).astype(np.float64),
+            ill_conditioned=np.asarray(results["ill_conditioned"]).astype(bool),
         )
-    diagnostics = SolverDiagnostics(
-        method=method if grid.size else "none", converged=np.asarray(results["converged"]).astype(bool),
-        gradient_norm=np.asarray(results["gradient_norm"]), iterations=np.asarray(results["iterations"]).astype(np.int64),
-        rank=np.asarray(results["rank"]).astype(np.int64), condition=np.asarray(results["condition"]).astype(np.float64),
-        ill_conditioned=np.asarray(results["ill_conditioned"]).astype(bool),
-    )
-    return RouteMinima(grid, results["minimum"][None], [diagnostics], reader.round_losses.finite_cumulative[grid - 1])
+        return RouteMinima(grid, results["minimum"][None], [diagnostics],
+                           self.reader.round_losses.finite_cumulative[grid - 1])

@@ -5,6 +5,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from keras_taylor.analysis.chain_factors import BLOCK_ELEMENTS, ChainFactors, round_blocks
+from keras_taylor.analysis.chain_pass import run_chain_pass
 from keras_taylor.analysis.quadratic import minimize_quadratic
 from keras_taylor.quadratic_terms import layer_coefficients
 
@@ -16,39 +17,85 @@ _KRONECKER_DAMPING = 1e-6
 MAX_INPUT_SUMS_BYTES = 4 << 30
 
 
-def explicit_chain_minima(factors: ChainFactors, ends: np.ndarray) -> dict:
-    """Forms H, g, s segment by segment (H by one GEMM per block of rounds) and solves each exactly.
+def _pair_index(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (i ≤ j) pairs of `size` indices, `(flat [size·(size+1)/2], full [size, size])`: `flat` the
+    position of each pair in a row-major [size, size] array, `full[i, j]` the pair's number."""
+    first, second = np.triu_indices(size)
+    full = np.zeros((size, size), np.int64)
+    full[first, second] = full[second, first] = np.arange(len(first))
+    return first * size + second, full
 
-    Per example H += κ (x̃x̃ᵀ) ⊗ M, so a block's H is ((κ x̃x̃ᵀ) flattened `[n, P²]`)ᵀ @ (M
-    flattened `[n, u²]`), whose `[P, P, u, u]` layout is transposed to v's `[P, u, P, u]`
-    once per grid point.
+
+class ExplicitLayerSolver:
+    """H, g, s of a layer summed block by block, each grid point solved exactly (pivoted Cholesky).
+
+    Per example H += κ (x̃x̃ᵀ) ⊗ M. Both factors are symmetric, so the sums are kept packed:
+    G[(i ≤ j), (k ≤ l)] = Σκ x̃_i x̃_j M_kl is one GEMM per block, `[n, P(P+1)/2]ᵀ @ [n, u(u+1)/2]`
+    (a quarter of the full product's multiplications), unpacked to H `[P·u, P·u]` at each grid point.
     """
-    size, units = factors.size, factors.units
-    gram, linear, constant = np.zeros((size * size, units * units)), np.zeros((size, units)), 0.0
-    rounds_per_block = max(1, BLOCK_ELEMENTS // (factors.batch * (size * size + 2 * units * units)))
-    results = {key: np.zeros(len(ends)) for key in ("minimum", "rank", "condition", "gradient_norm",
-                                                    "range_residual", "ill_conditioned")}
-    start = 0
-    for position, end in enumerate(ends):
-        for part in round_blocks(start, end, rounds_per_block):
-            features, jtj = factors.features(part), factors.jtj(part)
-            weighted = factors.weight[part][..., None] * features
-            z, q = factors.z[part].astype(np.float64), factors.q(part)
-            gram += (weighted[..., :, None] * features[..., None, :]).reshape(-1, size * size).T @ jtj.reshape(
-                -1, units * units)
-            curvature_z = (jtj @ z[..., None])[..., 0]
-            linear_coefficient, constants = layer_coefficients(z, q, curvature_z, factors.residual_sq[part])
-            linear += weighted.reshape(-1, size).T @ linear_coefficient.reshape(-1, units)
-            constant += np.sum(factors.weight[part] * constants)
-        start = end
-        hessian = gram.reshape(size, size, units, units).transpose(0, 2, 1, 3).reshape(size * units, -1)
-        minimum, _, info = minimize_quadratic(hessian[None], linear.reshape(1, -1), np.array([constant]))
-        results["minimum"][position] = minimum[0]
+
+    def __init__(self, factors: ChainFactors, points: int):
+        self.factors = factors
+        size, units = factors.size, factors.units
+        self._first, self._second = np.triu_indices(size)
+        self._input_pair_of = _pair_index(size)[1]
+        self._unit_pairs, self._unit_pair_of = _pair_index(units)
+        self.packed_gram = np.zeros((len(self._first), len(self._unit_pairs)))
+        self.linear, self.constant = np.zeros((size, units)), 0.0
+        self.results = {key: np.zeros(points) for key in ("minimum", "rank", "condition", "gradient_norm",
+                                                          "range_residual", "ill_conditioned")}
+
+    def row_elements(self) -> int:
+        """Float64 temporaries per example of `add`."""
+        return 2 * len(self._first) + len(self._unit_pairs) + 2 * self.factors.size
+
+    def add(self, part: slice, jtj: np.ndarray, q: np.ndarray) -> None:
+        """Adds the rounds `part`, given their M `[r, B, u, u]` and q `[r, B, u]`."""
+        factors, size, units = self.factors, self.factors.size, self.factors.units
+        features = factors.features(part).reshape(-1, size)
+        weight = factors.weight[part].reshape(-1)
+        weighted = weight[:, None] * features
+        outer = weighted[:, self._first] * features[:, self._second]
+        self.packed_gram += outer.T @ jtj.reshape(len(features), -1)[:, self._unit_pairs]
+        z = factors.z[part].astype(np.float64)
+        linear_coefficient, constants = layer_coefficients(z, q, (jtj @ z[..., None])[..., 0], factors.residual_sq[part])
+        self.linear += weighted.T @ linear_coefficient.reshape(-1, units)
+        self.constant += np.sum(factors.weight[part] * constants)
+
+    def hessian(self) -> np.ndarray:
+        """`[P·u, P·u]` H of the rounds added so far, v = vec(V) with V `[P, u]` row-major."""
+        size, units = self.factors.size, self.factors.units
+        rows = self._input_pair_of[:, None, :, None]
+        columns = self._unit_pair_of[None, :, None, :]
+        return self.packed_gram[rows, columns].reshape(size * units, size * units)
+
+    def close(self, position: int) -> None:
+        minimum, _, info = minimize_quadratic(self.hessian()[None], self.linear.reshape(1, -1), np.array([self.constant]))
+        self.results["minimum"][position] = minimum[0]
         for key in info:
-            results[key][position] = info[key][0]
-    results["converged"] = (results["gradient_norm"] < 1e-6) & (results["range_residual"] < 1e-6)
-    results["iterations"] = np.zeros(len(ends), np.int64)
-    return results
+            self.results[key][position] = info[key][0]
+
+    def finish(self) -> dict:
+        results = dict(self.results)
+        results["converged"] = (results["gradient_norm"] < 1e-6) & (results["range_residual"] < 1e-6)
+        results["iterations"] = np.zeros(len(results["minimum"]), np.int64)
+        return results
+
+
+def explicit_chain_minima(factors: ChainFactors, ends: np.ndarray) -> dict:
+    """Forms H, g, s segment by segment (`ExplicitLayerSolver`) and solves each grid point exactly.
+
+    Args:
+        factors: The layer's chain factors.
+        ends: `[G]` nondecreasing; grid point i is the prefix of rounds [0, ends[i]).
+
+    Returns:
+        `[G]` arrays "minimum", "rank", "condition", "gradient_norm", "range_residual",
+        "ill_conditioned", "converged", "iterations".
+    """
+    solver = ExplicitLayerSolver(factors, len(ends))
+    run_chain_pass(factors, [(0, solver)], ends)
+    return solver.finish()
 
 
 def _kronecker_inverse(input_gram: np.ndarray, mean_jtj: np.ndarray) -> scipy.sparse.linalg.LinearOperator:
@@ -232,63 +279,67 @@ class InputGram:
         return _kronecker_inverse(self.table.T @ (self.input_weight[:, None] * self.table), mean_jtj)
 
 
-def cg_chain_minima(factors: ChainFactors, ends: np.ndarray, rtol: float, maxiter: int,
-                    max_input_sums_bytes: int = MAX_INPUT_SUMS_BYTES) -> dict:
-    """Solves each grid point's Hv = −g by preconditioned conjugate gradients, warm-started.
+class CGLayerSolver:
+    """g, s and Σκ M of a layer summed block by block, each grid point's Hv = −g solved by
+    preconditioned conjugate gradients, warm-started from the previous point's solution.
 
-    g, s and Σκ M are summed segment by segment (M_e formed a block at a time and
-    dropped); H is never formed. For the first layer the same blocks add M̄_d per distinct
-    input (`InputSums`) and each matvec is one pass over the prefix's distinct inputs
-    (`InputGram`), whatever the number of epochs; a hidden layer, or a first layer whose
-    M̄ would exceed `max_input_sums_bytes`, applies M_e along the chain per example at every
-    matvec (`ExampleGram`). The value reported is f(v) = vᵀHv + 2gᵀv + s
-    = vᵀ(Hv + g) + gᵀv + s at the returned v, an upper bound of the minimum that meets it
-    as the relative residual ‖Hv + g‖/‖g‖ goes to 0.
+    H is never formed. For the first layer the same blocks add M̄_d per distinct input
+    (`InputSums`) and each matvec is one pass over the prefix's distinct inputs (`InputGram`),
+    whatever the number of epochs; a hidden layer, or a first layer whose M̄ would exceed
+    `max_input_sums_bytes`, applies M_e along the chain per example at every matvec
+    (`ExampleGram`). The value reported is f(v) = vᵀHv + 2gᵀv + s = vᵀ(Hv + g) + gᵀv + s at
+    the returned v, an upper bound of the minimum that meets it as the relative residual
+    ‖Hv + g‖/‖g‖ goes to 0.
 
     Args:
         factors: The layer's chain factors.
-        ends: `[G]` nondecreasing; grid point i is the prefix of rounds [0, ends[i]).
+        ends: `[G]` the grid's prefixes of rounds [0, ends[i]).
         rtol: CG stops when ‖Hv + g‖ ≤ rtol·‖g‖.
         maxiter: CG iteration limit per grid point.
         max_input_sums_bytes: The largest float64 M̄ `[D, u, u]` (D the stored distinct inputs)
             held in memory for the per-input operator.
-
-    Returns:
-        `[G]` arrays "minimum", "gradient_norm" (the relative residual), "iterations", "converged".
     """
-    size, units = factors.size, factors.units
-    linear, constant, jtj_sum, weight_sum = np.zeros((size, units)), 0.0, np.zeros((units, units)), 0.0
-    solution = np.zeros((size, units))
-    rounds_per_block = max(1, BLOCK_ELEMENTS // (factors.batch * (size + 2 * units * units)))
-    results = {key: np.zeros(len(ends)) for key in ("minimum", "gradient_norm", "iterations")}
-    results["converged"] = np.zeros(len(ends), bool)
-    sums = None
-    if factors.input_table is not None and len(factors.input_table) * units * units * 8 <= max_input_sums_bytes:
-        sums = InputSums(factors, int(ends[-1]) if len(ends) else 0)
-    start = 0
-    for position, end in enumerate(ends):
-        for part in round_blocks(start, end, rounds_per_block):
-            weight, features, jtj = factors.weight[part], factors.features(part), factors.jtj(part)
-            z, q = factors.z[part].astype(np.float64), factors.q(part)
-            curvature_z = (jtj @ z[..., None])[..., 0]
-            linear_coefficient, constants = layer_coefficients(z, q, curvature_z, factors.residual_sq[part])
-            linear += (weight[..., None] * features).reshape(-1, size).T @ linear_coefficient.reshape(-1, units)
-            constant += np.sum(weight * constants)
-            jtj_sum += np.einsum("rb,rbkl->kl", weight, jtj)
-            weight_sum += np.sum(weight)
-            if sums is not None:
-                sums.add(part, jtj)
-        start = end
-        gradient_scale = np.linalg.norm(linear)
+
+    def __init__(self, factors: ChainFactors, ends: np.ndarray, rtol: float, maxiter: int,
+                 max_input_sums_bytes: int = MAX_INPUT_SUMS_BYTES):
+        self.factors, self.ends, self.rtol, self.maxiter = factors, ends, rtol, maxiter
+        size, units = factors.size, factors.units
+        self.linear, self.constant = np.zeros((size, units)), 0.0
+        self.jtj_sum, self.weight_sum = np.zeros((units, units)), 0.0
+        self.solution = np.zeros((size, units))
+        self.results = {key: np.zeros(len(ends)) for key in ("minimum", "gradient_norm", "iterations")}
+        self.results["converged"] = np.zeros(len(ends), bool)
+        self.sums = None
+        if factors.input_table is not None and len(factors.input_table) * units * units * 8 <= max_input_sums_bytes:
+            self.sums = InputSums(factors, int(ends[-1]) if len(ends) else 0)
+
+    def row_elements(self) -> int:
+        return self.factors.size + 2 * self.factors.units ** 2
+
+    def add(self, part: slice, jtj: np.ndarray, q: np.ndarray) -> None:
+        factors, size, units = self.factors, self.factors.size, self.factors.units
+        weight, features = factors.weight[part], factors.features(part)
+        z = factors.z[part].astype(np.float64)
+        linear_coefficient, constants = layer_coefficients(z, q, (jtj @ z[..., None])[..., 0], factors.residual_sq[part])
+        self.linear += (weight[..., None] * features).reshape(-1, size).T @ linear_coefficient.reshape(-1, units)
+        self.constant += np.sum(weight * constants)
+        self.jtj_sum += np.einsum("rb,rbkl->kl", weight, jtj)
+        self.weight_sum += np.sum(weight)
+        if self.sums is not None:
+            self.sums.add(part, jtj)
+
+    def close(self, position: int) -> None:
+        results, units = self.results, self.factors.units
+        gradient_scale = np.linalg.norm(self.linear)
         if gradient_scale == 0:  # no examples yet, or g = 0: v = 0 is a minimizer
-            solution[:] = 0.0
-            results["minimum"][position], results["converged"][position] = constant, True
-            continue
-        gram = InputGram(sums) if sums is not None else ExampleGram(factors, end)
+            self.solution[:] = 0.0
+            results["minimum"][position], results["converged"][position] = self.constant, True
+            return
+        gram = InputGram(self.sums) if self.sums is not None else ExampleGram(self.factors, int(self.ends[position]))
         operator = scipy.sparse.linalg.LinearOperator(gram.shape, matvec=gram.matvec, dtype=np.float64)
-        preconditioner = gram.kronecker_inverse(jtj_sum / weight_sum)
-        target = -linear[gram.columns].reshape(-1)
-        iterate, iterations = solution[gram.columns].reshape(-1), 0
+        preconditioner = gram.kronecker_inverse(self.jtj_sum / self.weight_sum)
+        target = -self.linear[gram.columns].reshape(-1)
+        iterate, iterations = self.solution[gram.columns].reshape(-1), 0
 
         def count(_):
             nonlocal iterations
@@ -296,18 +347,32 @@ def cg_chain_minima(factors: ChainFactors, ends: np.ndarray, rtol: float, maxite
 
         while True:  # restarted (residual recomputed) should CG's recursive residual drift below the true one
             before = iterations
-            iterate, _ = scipy.sparse.linalg.cg(operator, target, x0=iterate, rtol=rtol, atol=0.0,
-                                                maxiter=maxiter - iterations, M=preconditioner, callback=count)
+            iterate, _ = scipy.sparse.linalg.cg(operator, target, x0=iterate, rtol=self.rtol, atol=0.0,
+                                                maxiter=self.maxiter - iterations, M=preconditioner, callback=count)
             residual = gram.matvec(iterate) - target  # Hv + g
             relative = np.linalg.norm(residual) / gradient_scale
-            if relative <= rtol or iterations >= maxiter or iterations == before:
+            if relative <= self.rtol or iterations >= self.maxiter or iterations == before:
                 break
-        solution[:] = 0.0
-        solution[gram.columns] = iterate.reshape(-1, units)
-        results["minimum"][position] = iterate @ residual - target @ iterate + constant
+        self.solution[:] = 0.0
+        self.solution[gram.columns] = iterate.reshape(-1, units)
+        results["minimum"][position] = iterate @ residual - target @ iterate + self.constant
         results["gradient_norm"][position] = relative
         results["iterations"][position] = iterations
-        results["converged"][position] = relative <= rtol
-        del gram, operator, preconditioner  # this prefix's tables go before the next prefix's are built
-    results["iterations"] = results["iterations"].astype(np.int64)
-    return results
+        results["converged"][position] = relative <= self.rtol
+
+    def finish(self) -> dict:
+        results = dict(self.results)
+        results["iterations"] = results["iterations"].astype(np.int64)
+        return results
+
+
+def cg_chain_minima(factors: ChainFactors, ends: np.ndarray, rtol: float, maxiter: int,
+                    max_input_sums_bytes: int = MAX_INPUT_SUMS_BYTES) -> dict:
+    """Each grid point's minimum by `CGLayerSolver` (its Args), from one pass over the rounds.
+
+    Returns:
+        `[G]` arrays "minimum", "gradient_norm" (the relative residual), "iterations", "converged".
+    """
+    solver = CGLayerSolver(factors, ends, rtol, maxiter, max_input_sums_bytes)
+    run_chain_pass(factors, [(0, solver)], ends)
+    return solver.finish()

@@ -153,3 +153,18 @@ class TaylorOptimumWarning(UserWarning):
 
 class NonFiniteRoundsWarning(UserWarning):
     """Some recorded rounds have a non-finite loss (training diverged or the data hold NaN/inf)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerRegrets:
+    """The layer- and neuron-scale regret of several layers (`layer_regrets`).
+
+    Attributes:
+        layers: `{layer: RegretCurve}` at layer scale.
+        neurons: `{layer: NeuronRegretBand}` at neuron scale.
+        missing: `{(layer, scale): reason}` for each asked scale the run did not record.
+    """
+
+    layers: dict
+    neurons: dict
+    missing: dict

@@ -13,13 +13,8 @@ SOLVERS = {solver.route: solver for solver in (GramRoute(), StreamRoute(), Chain
 SHARED_OPTIONS = frozenset(ChainRoute.options)
 
 
-def route_minima(reader, layer: str | None, neurons, rounds, **options) -> RouteMinima:
-    """The Taylor optima of the network (`layer` None), a layer (`neurons` None) or some neurons.
-
-    Raises:
-        MissingStatisticsError: the run did not record that scale (the message says what it did record).
-        TypeError: an option that the scale's route does not take.
-    """
+def _solver(reader, layer: str | None, neurons, options: dict):
+    """The solver of one scale and the options it takes (see `route_minima`)."""
     route = reader.route(layer, None if neurons is None else neurons[0])
     for neuron in neurons or ():
         reader.route(layer, neuron)
@@ -31,5 +26,51 @@ def route_minima(reader, layer: str | None, neurons, rounds, **options) -> Route
         kind = "squared-error" if reader.manifest.quadratic else "non-quadratic"
         raise TypeError(f"Unknown solver options for a {kind} run: {unknown} (route {route.value!r} takes "
                         f"{list(solver.options)}).")
-    accepted = {name: value for name, value in options.items() if name in solver.options}
+    return solver, {name: value for name, value in options.items() if name in solver.options}
+
+
+def route_minima(reader, layer: str | None, neurons, rounds, **options) -> RouteMinima:
+    """The Taylor optima of the network (`layer` None), a layer (`neurons` None) or some neurons.
+
+    Raises:
+        MissingStatisticsError: the run did not record that scale (the message says what it did record).
+        TypeError: an option that the scale's route does not take.
+    """
+    solver, accepted = _solver(reader, layer, neurons, options)
     return solver.minima(reader, layer, neurons, rounds, **accepted)
+
+
+def route_minima_many(reader, requests, rounds, **options) -> list:
+    """`route_minima` of each `(layer, neurons)` of `requests`; the requests of a route that serves
+    several scales from one pass over the run (CHAIN) are solved together.
+
+    Returns:
+        Per request its `RouteMinima`, or the `MissingStatisticsError` saying why that scale has none.
+
+    Raises:
+        TypeError: an option that a scale's route does not take.
+    """
+    results, groups = [None] * len(requests), {}
+    for index, (layer, neurons) in enumerate(requests):
+        try:
+            solver, accepted = _solver(reader, layer, neurons, options)
+        except MissingStatisticsError as error:
+            results[index] = error
+            continue
+        groups.setdefault(solver.route, (solver, accepted, []))[2].append(index)
+    for solver, accepted, indices in groups.values():
+        if len(indices) > 1 and hasattr(solver, "minima_many"):
+            try:
+                together = solver.minima_many(reader, [requests[index] for index in indices], rounds, **accepted)
+            except MissingStatisticsError:
+                pass  # solved one by one below, so that each request gets its own reason
+            else:
+                for index, minima in zip(indices, together):
+                    results[index] = minima
+                continue
+        for index in indices:
+            try:
+                results[index] = solver.minima(reader, *requests[index], rounds, **accepted)
+            except MissingStatisticsError as error:
+                results[index] = error
+    return results
