@@ -312,7 +312,10 @@ def _curve_json(curve, fit) -> dict:
         "fit": _fit_json(fit),
         "solver": {"method": diagnostics.method, "all_converged": bool(np.all(diagnostics.converged)),
                    "ill_conditioned_rounds": curve.rounds[diagnostics.ill_conditioned].tolist(),
-                   "max_gradient_norm": float(np.max(diagnostics.gradient_norm))},
+                   "max_gradient_norm": float(np.max(diagnostics.gradient_norm)),
+                   **({} if diagnostics.solve_seconds is None else
+                      {"iterations": diagnostics.iterations.tolist(),
+                       "solve_seconds": np.asarray(diagnostics.solve_seconds).tolist()})},
     }
 
 

@@ -160,3 +160,4 @@ def test_cg_minima_are_the_explicit_minima(factors, max_input_sums_bytes):
     assert np.all(results["gradient_norm"] <= CG_RTOL)
     assert results["iterations"][2] == 0 and np.all(results["iterations"][[0, 1, 3, 4]] > 0)
     assert_close(results["minimum"], explicit_chain_minima(factors, ends)["minimum"], "float64")
+

@@ -37,15 +37,19 @@ def run_chain_pass(factors: ChainFactors, solvers, ends: np.ndarray) -> None:
     start = 0
     for position, end in enumerate(ends):
         for part in round_blocks(start, end, rounds_per_block):
-            multipliers, kernels = factors.chain(part)
-            output_gram = factors.output_gram[part].astype(np.float64)
-            jtj = chain_rule.chain_jtj_all(multipliers, kernels, output_gram, keep=offsets)
-            qs = chain_rule.chain_q_all(factors.q_top[part].astype(np.float64), multipliers, kernels)
+            jtj, qs = _chain_products(factors, part, offsets)
             for offset, solver in solvers:
                 solver.add(part, jtj[offset], qs[offset])
         for _, solver in solvers:
             solver.close(position)
         start = end
+
+
+def _chain_products(factors: ChainFactors, part: slice, offsets) -> tuple[dict, list]:
+    """M_k `{offset: [r, B, u, u]}` of the `offsets` and q_k of every layer, for the rounds `part`."""
+    multipliers, kernels = factors.chain(part)
+    jtj = chain_rule.chain_jtj_all(multipliers, kernels, factors.output_gram[part].astype(np.float64), keep=offsets)
+    return jtj, chain_rule.chain_q_all(factors.q_top[part].astype(np.float64), multipliers, kernels)
 
 
 class NeuronChainSolver:

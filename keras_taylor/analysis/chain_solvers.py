@@ -1,5 +1,7 @@
 """Layer-scale solvers on chain factors: the Gram formed explicitly, or matrix-free conjugate gradients."""
 
+import time
+
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
@@ -307,7 +309,8 @@ class CGLayerSolver:
         self.linear, self.constant = np.zeros((size, units)), 0.0
         self.jtj_sum, self.weight_sum = np.zeros((units, units)), 0.0
         self.solution = np.zeros((size, units))
-        self.results = {key: np.zeros(len(ends)) for key in ("minimum", "gradient_norm", "iterations")}
+        self.results = {key: np.zeros(len(ends)) for key in ("minimum", "gradient_norm", "iterations",
+                                                             "solve_seconds")}
         self.results["converged"] = np.zeros(len(ends), bool)
         self.sums = None
         if factors.input_table is not None and len(factors.input_table) * units * units * 8 <= max_input_sums_bytes:
@@ -329,6 +332,11 @@ class CGLayerSolver:
             self.sums.add(part, jtj)
 
     def close(self, position: int) -> None:
+        start = time.perf_counter()
+        self._solve(position)
+        self.results["solve_seconds"][position] = time.perf_counter() - start
+
+    def _solve(self, position: int) -> None:
         results, units = self.results, self.factors.units
         gradient_scale = np.linalg.norm(self.linear)
         if gradient_scale == 0:  # no examples yet, or g = 0: v = 0 is a minimizer
@@ -336,7 +344,6 @@ class CGLayerSolver:
             results["minimum"][position], results["converged"][position] = self.constant, True
             return
         gram = InputGram(self.sums) if self.sums is not None else ExampleGram(self.factors, int(self.ends[position]))
-        operator = scipy.sparse.linalg.LinearOperator(gram.shape, matvec=gram.matvec, dtype=np.float64)
         preconditioner = gram.kronecker_inverse(self.jtj_sum / self.weight_sum)
         target = -self.linear[gram.columns].reshape(-1)
         iterate, iterations = self.solution[gram.columns].reshape(-1), 0
@@ -345,6 +352,7 @@ class CGLayerSolver:
             nonlocal iterations
             iterations += 1
 
+        operator = scipy.sparse.linalg.LinearOperator(gram.shape, matvec=gram.matvec, dtype=np.float64)
         while True:  # restarted (residual recomputed) should CG's recursive residual drift below the true one
             before = iterations
             iterate, _ = scipy.sparse.linalg.cg(operator, target, x0=iterate, rtol=self.rtol, atol=0.0,
@@ -371,7 +379,8 @@ def cg_chain_minima(factors: ChainFactors, ends: np.ndarray, rtol: float, maxite
     """Each grid point's minimum by `CGLayerSolver` (its Args), from one pass over the rounds.
 
     Returns:
-        `[G]` arrays "minimum", "gradient_norm" (the relative residual), "iterations", "converged".
+        `[G]` arrays "minimum", "gradient_norm" (the relative residual), "iterations", "converged",
+        "solve_seconds" (the wall time of each grid point's solve).
     """
     solver = CGLayerSolver(factors, ends, rtol, maxiter, max_input_sums_bytes)
     run_chain_pass(factors, [(0, solver)], ends)

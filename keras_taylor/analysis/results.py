@@ -18,6 +18,8 @@ class SolverDiagnostics:
         condition: `[K]` condition number of the Gram on its numerical range, NaN otherwise.
         ill_conditioned: `[K]` bool, flagged when the condition number is large enough that the
             minimizer (not the minimum value) is sensitive.
+        solve_seconds: `[K]` wall time of each grid point's solve where the solver measures it
+            (a layer solved by conjugate gradients), else None.
     """
 
     method: str
@@ -27,6 +29,7 @@ class SolverDiagnostics:
     rank: np.ndarray
     condition: np.ndarray
     ill_conditioned: np.ndarray
+    solve_seconds: np.ndarray | None = None
 
 
 class _PerRound:
