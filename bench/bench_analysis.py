@@ -53,7 +53,7 @@ def _train(epochs: int, output_dir: pathlib.Path, *extra: str) -> pathlib.Path:
 def _by_length(epochs: int) -> str:
     work_dir = pathlib.Path(_WORK_DIR.value) / f"epochs{epochs}"
     plain = _train(epochs, work_dir / "plain", "--notaylor", "--noactivations")
-    recorded = _train(epochs, work_dir / "recorded")
+    recorded = _train(epochs, work_dir / "recorded", "--storage_budget_gib=16")
     if not (recorded / "analysis.json").exists():
         _binary("analyze", f"--run_dirs={recorded}", f"--grid_points={_GRID_POINTS.value}",
                 f"--neurons_per_layer={_NEURONS.value}")

@@ -23,6 +23,10 @@ NEURONS_PER_LAYER = flags.DEFINE_integer("neurons_per_layer", 50, "Neurons sampl
 TAYLOR_EVERY = flags.DEFINE_integer("taylor_every", 1, "Record Taylor data every k-th step.")
 TAYLOR_EXAMPLES = flags.DEFINE_integer("taylor_examples", None,
                                        "Cross-entropy: store Taylor data for the first k examples of a batch.")
+STORAGE_BUDGET_GIB = flags.DEFINE_float(
+    "storage_budget_gib", 4.0,
+    "The TaylorRecorder refuses to start a run it estimates would write more than this (GiB); a 50-epoch "
+    "full-MNIST autoencoder run writes about 6.")
 ACTIVATIONS = flags.DEFINE_bool("activations", True, "Record activation configurations (ActivationRecorder).")
 ACTIVATION_RECORDS = flags.DEFINE_integer("activation_records", 100, "About how many configurations to record.")
 PROBE_SIZE = flags.DEFINE_integer("probe_size", 10_000, "Training points in the activation probe set.")
@@ -39,4 +43,5 @@ def train_config(optimizer: str, learning_rate: float | None, seed: int) -> Trai
         taylor_every=TAYLOR_EVERY.value, taylor_examples=TAYLOR_EXAMPLES.value, activations=ACTIVATIONS.value,
         activation_records=ACTIVATION_RECORDS.value, probe_size=PROBE_SIZE.value,
         max_units_per_layer=MAX_UNITS.value, verbose=VERBOSE.value,
+        storage_budget_bytes=int(STORAGE_BUDGET_GIB.value * 2**30),
     )

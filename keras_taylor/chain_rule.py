@@ -60,12 +60,25 @@ def chain_jtj_all(multipliers, kernels, output_gram: np.ndarray, keep=None) -> d
     for kernel, multiplier in zip(reversed(kernels), reversed(multipliers[:-1])):
         if offset == lowest:
             break
-        jtj = kernel[..., None, :, :] @ jtj @ _transposed(kernel)[..., None, :, :]
+        jtj = _congruence(kernel, jtj)
         jtj = multiplier[..., :, None] * jtj * multiplier[..., None, :]
         offset -= 1
         if offset in offsets:
             kept[offset] = jtj
     return kept
+
+
+def _congruence(kernel: np.ndarray, jtj: np.ndarray) -> np.ndarray:
+    """`[..., B, b, b]` W M_e Wᵀ of every example's M_e `[..., B, a, a]` (symmetric), W `[..., b, a]` per round.
+
+    As two products per round with the B examples stacked, `[B·a, a] @ Wᵀ` and, on the transposed
+    result, `[B·b, a] @ Wᵀ` (the second gives (W M Wᵀ)ᵀ, which is W M Wᵀ), rather than 2B small ones.
+    """
+    *lead, batch, size, _ = jtj.shape
+    transposed = _transposed(kernel)
+    half = (jtj.reshape(*lead, batch * size, size) @ transposed).reshape(*lead, batch, size, -1)  # M Wᵀ
+    flipped = np.ascontiguousarray(_transposed(half)).reshape(*lead, -1, size)  # (M Wᵀ)ᵀ = W M, stacked
+    return (flipped @ transposed).reshape(*lead, batch, kernel.shape[-2], kernel.shape[-2])
 
 
 def apply_chain_jtj(multipliers, kernels, output_gram: np.ndarray, vectors: np.ndarray) -> np.ndarray:

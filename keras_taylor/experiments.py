@@ -62,6 +62,7 @@ class TrainConfig:
         probe_size: Training points in the probe set of the ActivationRecorder.
         max_units_per_layer: Units recorded per layer at most (the paper's 10,000).
         verbose: Keras progress-bar mode for `fit`.
+        storage_budget_bytes: The TaylorRecorder's `storage_budget_bytes`.
     """
 
     task: str = "autoencoder"
@@ -83,6 +84,7 @@ class TrainConfig:
     probe_size: int = 10_000
     max_units_per_layer: int = 10_000
     verbose: int = 1
+    storage_budget_bytes: int = 4 << 30
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -211,7 +213,7 @@ def train(config: TrainConfig, run_dir) -> pathlib.Path:
             run_dir / "taylor", neurons=config.neurons_per_layer, scales=config.scales,
             schedule=schedules.every_k_steps(config.taylor_every), seed=config.seed, batch_size=batch_size,
             data_description={"source": description, "examples": len(x)}, verbose=config.verbose,
-            examples_per_round=config.taylor_examples,
+            examples_per_round=config.taylor_examples, storage_budget_bytes=config.storage_budget_bytes,
         ))
     if config.activations:
         probe = x[np.random.default_rng(config.seed).permutation(len(x))[: config.probe_size]]

@@ -37,6 +37,12 @@ def test_train_writes_a_run_and_reuses_it(trained):
     assert "reused" in output
 
 
+def test_train_refuses_a_run_over_its_storage_budget(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "keras_taylor_bin.train", *TINY, "--storage_budget_gib=1e-6",
+                             f"--output_dir={tmp_path}"], capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0 and "storage_budget_bytes=1073 " in result.stderr
+
+
 def test_analyze_then_plot(trained):
     work, run_dir = trained
     _run("analyze", f"--run_dirs={run_dir}", "--neurons_per_layer=2", "--grid_points=4", cwd=work)

@@ -11,7 +11,8 @@ moves can beat every fixed comparator, and a dead neuron's regret is exactly 0).
 
 Layout: `reader` opens a run once (typed manifest, streams by schema name);
 `routes` dispatches each scale to its route's solver (`gram_route`, `stream_route`,
-`chain_route` with `chain_factors` and `chain_solvers`, `factors_route` with
+`chain_route` with `chain_factors`, `chain_pass` (one pass over the rounds for
+every layer and scale of a chain) and `chain_solvers`, `factors_route` with
 `affine_rounds` and `bounded`), each returning a `route.RouteMinima`; `regret`
 turns those into the curves of `results`; `growth` fits their exponents.
 """
