@@ -109,15 +109,17 @@ class ChainFactors:
         multipliers, kernels = self.chain(part)
         return chain_rule.apply_chain_jtj(multipliers, kernels, self.output_gram[part].astype(np.float64), vectors)
 
+    def products(self, part: slice, offsets=(0,)) -> tuple[dict, list]:
+        """M_k `{offset: [r, B, u_k, u_k]}` of the layers c_{j+offset} and q_k `[r, B, u_k]` of every layer
+        from c_j up (bottom first), for the rounds `part`, from one pass down the chain."""
+        multipliers, kernels = self.chain(part)
+        jtj = chain_rule.chain_jtj_all(multipliers, kernels, self.output_gram[part].astype(np.float64), keep=offsets)
+        return jtj, chain_rule.chain_q_all(self.q_top[part].astype(np.float64), multipliers, kernels)
+
     def jtj(self, part: slice) -> np.ndarray:
         """`[r, B, u, u]` M_e of the rows of the rounds `part`."""
         multipliers, kernels = self.chain(part)
         return chain_rule.chain_jtj(multipliers, kernels, self.output_gram[part].astype(np.float64))
-
-    def q(self, part: slice) -> np.ndarray:
-        """`[r, B, u]` q = Jᵀr of the layer."""
-        multipliers, kernels = self.chain(part)
-        return chain_rule.chain_q(self.q_top[part].astype(np.float64), multipliers, kernels)
 
 
 def round_blocks(start: int, stop: int, rounds_per_block: int):
@@ -189,11 +191,11 @@ def chain_weights(reader, round_steps: np.ndarray, fields: list) -> dict:
     return weights
 
 
-def load_chain_factors(reader, layer: str, last_round: int, upper: bool = False) -> ChainFactors | None:
-    """The factors of `layer` for the rounds 1..`last_round` (None if none of them streamed rows).
+def chain_position(reader, layer: str) -> int:
+    """The position of `layer` among the hidden layers of the run's dense chain.
 
-    With `upper`, also the z of every chain layer above it (`ChainFactors.above`), so that one
-    pass down the chain serves all of them.
+    Raises:
+        MissingStatisticsError: the manifest names no dense chain holding `layer`.
     """
     names = reader.manifest.chain_layers
     if not names or layer not in names[:-1]:
@@ -201,7 +203,17 @@ def load_chain_factors(reader, layer: str, last_round: int, upper: bool = False)
             f"{reader.logdir} streams the chain factors of {layer!r} but its manifest names no dense chain "
             f"holding it (chain: {reader.manifest.raw.get('chain')})."
         )
-    position = names.index(layer)
+    return names.index(layer)
+
+
+def load_chain_factors(reader, layer: str, last_round: int, upper: bool = False) -> ChainFactors | None:
+    """The factors of `layer` for the rounds 1..`last_round` (None if none of them streamed rows).
+
+    With `upper`, also the z of every chain layer above it (`ChainFactors.above`), so that one
+    pass down the chain serves all of them.
+    """
+    names = reader.manifest.chain_layers
+    position = chain_position(reader, layer)
     hidden = names[:-1]
     reader.require(schema.CHAIN_STREAM, schema.CHAIN_WEIGHTS_STREAM,
                    *([schema.inputs_stream(names[0])] if position == 0 else []))

@@ -1,7 +1,7 @@
 """One pass over a dense chain's streamed rounds that serves every layer and scale asked of it (route CHAIN).
 
 Each block of rounds forms M_k = J_kᵀJ_k and q_k of the asked layers in one pass down the
-chain (`chain_rule.chain_jtj_all`: M of a lower layer costs every M above it), and hands
+chain (`ChainFactors.products`: M of a lower layer costs every M above it), and hands
 them to one solver per (layer, scale), which adds what it needs; at each grid point every
 solver solves its prefix. The rounds are read and the chain is multiplied out once,
 however many layers and scales are analyzed.
@@ -9,7 +9,6 @@ however many layers and scales are analyzed.
 
 import numpy as np
 
-from keras_taylor import chain_rule
 from keras_taylor.analysis.chain_factors import ChainFactors, round_blocks
 from keras_taylor.analysis.neuron_sums import NeuronSums
 from keras_taylor.analysis.route import QUADRATIC_INFO
@@ -37,19 +36,12 @@ def run_chain_pass(factors: ChainFactors, solvers, ends: np.ndarray) -> None:
     start = 0
     for position, end in enumerate(ends):
         for part in round_blocks(start, end, rounds_per_block):
-            jtj, qs = _chain_products(factors, part, offsets)
+            jtj, qs = factors.products(part, offsets)
             for offset, solver in solvers:
                 solver.add(part, jtj[offset], qs[offset])
         for _, solver in solvers:
             solver.close(position)
         start = end
-
-
-def _chain_products(factors: ChainFactors, part: slice, offsets) -> tuple[dict, list]:
-    """M_k `{offset: [r, B, u, u]}` of the `offsets` and q_k of every layer, for the rounds `part`."""
-    multipliers, kernels = factors.chain(part)
-    jtj = chain_rule.chain_jtj_all(multipliers, kernels, factors.output_gram[part].astype(np.float64), keep=offsets)
-    return jtj, chain_rule.chain_q_all(factors.q_top[part].astype(np.float64), multipliers, kernels)
 
 
 class NeuronChainSolver:

@@ -18,11 +18,11 @@ import warnings
 import numpy as np
 
 from keras_taylor.analysis import grid as grids
-from keras_taylor.analysis.chain_factors import load_chain_factors
+from keras_taylor.analysis.chain_factors import chain_position, load_chain_factors
 from keras_taylor.analysis.chain_pass import NeuronChainSolver, run_chain_pass
 from keras_taylor.analysis.chain_solvers import CGLayerSolver, ExplicitLayerSolver
 from keras_taylor.analysis.neuron_sums import neuron_sums
-from keras_taylor.analysis.results import MissingStatisticsError, SolverDiagnostics, TaylorOptimumWarning
+from keras_taylor.analysis.results import SolverDiagnostics, TaylorOptimumWarning
 from keras_taylor.analysis.route import RouteMinima, exact_minima
 from keras_taylor.schema import Route
 
@@ -64,28 +64,22 @@ class ChainRoute:
             raise ValueError(f"layer_solver must be 'auto', 'explicit' or 'cg'. Received: layer_solver={layer_solver!r}")
         grid = grids.select_rounds(len(reader.round_losses.steps), rounds, reader.logdir)
         chain = reader.manifest.chain_layers
-        for layer, _ in requests:
-            if not chain or layer not in chain[:-1]:
-                raise MissingStatisticsError(
-                    f"{reader.logdir} streams the chain factors of {layer!r} but its manifest names no dense chain "
-                    f"holding it (chain: {reader.manifest.raw.get('chain')})."
-                )
-        positions = [chain.index(layer) for layer, _ in requests]
+        positions = [chain_position(reader, layer) for layer, _ in requests]
         lowest = min(positions)
         factors = load_chain_factors(reader, chain[lowest], int(grid[-1]) if grid.size else 0,
                                      upper=max(positions) > lowest)
+        # The row blocks of each prefix (every layer of the chain streams the same rows).
+        ends = None if factors is None else np.searchsorted(factors.round_counts, grid, side="right")
         solvers = []
-        for layer, neurons in requests:
-            offset = chain.index(layer) - lowest
-            layer_factors = None if factors is None else factors.above(offset)
+        for (layer, neurons), position in zip(requests, positions):
+            layer_factors = None if factors is None else factors.above(position - lowest)
             if neurons is not None:
                 solver = _NeuronRequest(reader, layer_factors, grid, neurons)
             else:
-                solver = _LayerRequest(reader, layer, layer_factors, grid, layer_solver, max_explicit_parameters,
-                                       cg_rtol, cg_maxiter)
-            solvers.append((offset, solver))
+                solver = _LayerRequest(reader, layer, layer_factors, grid, ends, layer_solver,
+                                       max_explicit_parameters, cg_rtol, cg_maxiter)
+            solvers.append((position - lowest, solver))
         if factors is not None:
-            ends = np.searchsorted(factors.round_counts, grid, side="right")  # the row blocks of each prefix
             run_chain_pass(factors, [(offset, solver.solver) for offset, solver in solvers if solver.solver], ends)
         return [solver.minima() for _, solver in solvers]
 
@@ -107,14 +101,14 @@ class _NeuronRequest:
 class _LayerRequest:
     """A hidden dense-chain layer's layer-scale Taylor optima from its chain factors."""
 
-    def __init__(self, reader, layer, factors, grid, layer_solver, max_explicit_parameters, cg_rtol, cg_maxiter):
+    def __init__(self, reader, layer, factors, grid, ends, layer_solver, max_explicit_parameters, cg_rtol,
+                 cg_maxiter):
         self.reader, self.layer, self.grid, self.cg_rtol, self.cg_maxiter = reader, layer, grid, cg_rtol, cg_maxiter
         self.kind, self.solver = "none", None
         if factors is not None:
             self.kind = layer_solver
             if layer_solver == "auto":
                 self.kind = "explicit" if factors.size * factors.units <= max_explicit_parameters else "cg"
-            ends = np.searchsorted(factors.round_counts, grid, side="right")
             self.solver = (ExplicitLayerSolver(factors, len(grid)) if self.kind == "explicit"
                            else CGLayerSolver(factors, ends, cg_rtol, cg_maxiter))
 

@@ -19,13 +19,27 @@ _KRONECKER_DAMPING = 1e-6
 MAX_INPUT_SUMS_BYTES = 4 << 30
 
 
-def _pair_index(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The (i ≤ j) pairs of `size` indices, `(flat [size·(size+1)/2], full [size, size])`: `flat` the
-    position of each pair in a row-major [size, size] array, `full[i, j]` the pair's number."""
+def _pair_index(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (i ≤ j) pairs of `size` indices: `(first, second, number)`, `number[i, j]` the pair's position."""
     first, second = np.triu_indices(size)
-    full = np.zeros((size, size), np.int64)
-    full[first, second] = full[second, first] = np.arange(len(first))
-    return first * size + second, full
+    number = np.zeros((size, size), np.int64)
+    number[first, second] = number[second, first] = np.arange(len(first))
+    return first, second, number
+
+
+def _layer_linear_terms(factors: ChainFactors, part: slice, jtj: np.ndarray, q: np.ndarray):
+    """What the rounds `part` add to a layer's g and s (`quadratic_terms.layer_coefficients`).
+
+    Returns:
+        `(features [n, P], weighted [n, P] = κ x̃, linear [P, u], constant)` over the n = r·B rows.
+    """
+    size, units = factors.size, factors.units
+    features = factors.features(part).reshape(-1, size)
+    weighted = factors.weight[part].reshape(-1, 1) * features
+    z = factors.z[part].astype(np.float64)
+    linear_coefficient, constants = layer_coefficients(z, q, (jtj @ z[..., None])[..., 0], factors.residual_sq[part])
+    return (features, weighted, weighted.T @ linear_coefficient.reshape(-1, units),
+            np.sum(factors.weight[part] * constants))
 
 
 class ExplicitLayerSolver:
@@ -39,9 +53,9 @@ class ExplicitLayerSolver:
     def __init__(self, factors: ChainFactors, points: int):
         self.factors = factors
         size, units = factors.size, factors.units
-        self._first, self._second = np.triu_indices(size)
-        self._input_pair_of = _pair_index(size)[1]
-        self._unit_pairs, self._unit_pair_of = _pair_index(units)
+        self._first, self._second, self._input_pair_of = _pair_index(size)
+        unit_first, unit_second, self._unit_pair_of = _pair_index(units)
+        self._unit_pairs = unit_first * units + unit_second  # their positions in a row-major [u, u]
         self.packed_gram = np.zeros((len(self._first), len(self._unit_pairs)))
         self.linear, self.constant = np.zeros((size, units)), 0.0
         self.results = {key: np.zeros(points) for key in ("minimum", "rank", "condition", "gradient_norm",
@@ -53,16 +67,11 @@ class ExplicitLayerSolver:
 
     def add(self, part: slice, jtj: np.ndarray, q: np.ndarray) -> None:
         """Adds the rounds `part`, given their M `[r, B, u, u]` and q `[r, B, u]`."""
-        factors, size, units = self.factors, self.factors.size, self.factors.units
-        features = factors.features(part).reshape(-1, size)
-        weight = factors.weight[part].reshape(-1)
-        weighted = weight[:, None] * features
+        features, weighted, linear, constant = _layer_linear_terms(self.factors, part, jtj, q)
         outer = weighted[:, self._first] * features[:, self._second]
         self.packed_gram += outer.T @ jtj.reshape(len(features), -1)[:, self._unit_pairs]
-        z = factors.z[part].astype(np.float64)
-        linear_coefficient, constants = layer_coefficients(z, q, (jtj @ z[..., None])[..., 0], factors.residual_sq[part])
-        self.linear += weighted.T @ linear_coefficient.reshape(-1, units)
-        self.constant += np.sum(factors.weight[part] * constants)
+        self.linear += linear
+        self.constant += constant
 
     def hessian(self) -> np.ndarray:
         """`[P·u, P·u]` H of the rounds added so far, v = vec(V) with V `[P, u]` row-major."""
@@ -320,12 +329,10 @@ class CGLayerSolver:
         return self.factors.size + 2 * self.factors.units ** 2
 
     def add(self, part: slice, jtj: np.ndarray, q: np.ndarray) -> None:
-        factors, size, units = self.factors, self.factors.size, self.factors.units
-        weight, features = factors.weight[part], factors.features(part)
-        z = factors.z[part].astype(np.float64)
-        linear_coefficient, constants = layer_coefficients(z, q, (jtj @ z[..., None])[..., 0], factors.residual_sq[part])
-        self.linear += (weight[..., None] * features).reshape(-1, size).T @ linear_coefficient.reshape(-1, units)
-        self.constant += np.sum(weight * constants)
+        _, _, linear, constant = _layer_linear_terms(self.factors, part, jtj, q)
+        self.linear += linear
+        self.constant += constant
+        weight = self.factors.weight[part]
         self.jtj_sum += np.einsum("rb,rbkl->kl", weight, jtj)
         self.weight_sum += np.sum(weight)
         if self.sums is not None:
