@@ -62,6 +62,16 @@ class ConvexLoss:
         """Gradient of each example's loss w.r.t. its outputs, `[B, p_L]`."""
         raise NotImplementedError
 
+    def per_example_hessian_product(self, outputs: np.ndarray, targets: np.ndarray,
+                                    directions: np.ndarray) -> np.ndarray:
+        """Each example's Hessian w.r.t. its outputs applied to its direction, `[B, p_L]`.
+
+        Where the second derivative jumps (Huber at |e| = δ, the squared hinge at the
+        margin) the one-sided value of the active piece is used: a generalized Hessian,
+        which is what Newton's method needs there.
+        """
+        raise NotImplementedError
+
     def check_targets(self, outputs_shape: tuple, targets: np.ndarray) -> np.ndarray:
         """Returns targets in the form the loss reads, or raises `ShapeMismatchError`."""
         raise NotImplementedError
@@ -92,6 +102,12 @@ def _targets_like_outputs(name: str, outputs_shape: tuple, targets) -> np.ndarra
     return targets
 
 
+def _softmax_hessian_product(logits: np.ndarray, directions: np.ndarray) -> np.ndarray:
+    """(diag(p) − p pᵀ) d per example, p = softmax(logits): the Hessian of logsumexp."""
+    probabilities = special.softmax(logits, axis=-1)
+    return probabilities * (directions - np.sum(probabilities * directions, axis=-1, keepdims=True))
+
+
 @dataclasses.dataclass(frozen=True)
 class MeanSquaredError(ConvexLoss):
     """Keras `mean_squared_error`: mean over output components, then the reduction."""
@@ -104,6 +120,9 @@ class MeanSquaredError(ConvexLoss):
 
     def per_example_gradient(self, outputs, targets):
         return 2.0 * (outputs - targets) / outputs.shape[-1]
+
+    def per_example_hessian_product(self, outputs, targets, directions):
+        return 2.0 * directions / outputs.shape[-1]
 
     def check_targets(self, outputs_shape, targets):
         targets = np.asarray(targets)
@@ -140,6 +159,10 @@ class CategoricalCrossentropyFromLogits(ConvexLoss):
         targets = self._smoothed(targets)
         return targets.sum(-1, keepdims=True) * special.softmax(outputs, axis=-1) - targets
 
+    def per_example_hessian_product(self, outputs, targets, directions):
+        total = self._smoothed(targets).sum(-1, keepdims=True)
+        return total * _softmax_hessian_product(outputs, directions)
+
     def check_targets(self, outputs_shape, targets):
         targets = np.asarray(targets)
         if targets.shape != tuple(outputs_shape):
@@ -167,6 +190,9 @@ class SparseCategoricalCrossentropyFromLogits(ConvexLoss):
         gradient = special.softmax(outputs, axis=-1)
         gradient[np.arange(len(targets)), targets] -= 1.0
         return gradient
+
+    def per_example_hessian_product(self, outputs, targets, directions):
+        return _softmax_hessian_product(outputs, directions)
 
     def check_targets(self, outputs_shape, targets):
         targets = np.asarray(targets)
@@ -214,6 +240,10 @@ class BinaryCrossentropyFromLogits(ConvexLoss):
         targets = self._smoothed(targets, outputs.shape)
         return (special.expit(outputs) - targets) / outputs.shape[-1]
 
+    def per_example_hessian_product(self, outputs, targets, directions):
+        probability = special.expit(outputs)
+        return probability * (1.0 - probability) * directions / outputs.shape[-1]
+
     def check_targets(self, outputs_shape, targets):
         targets = _targets_like_outputs("binary_crossentropy", outputs_shape, targets)
         if np.any(targets < 0) or np.any(targets > 1):
@@ -246,6 +276,10 @@ class Huber(ConvexLoss):
         error = outputs - np.reshape(targets, outputs.shape)
         return np.clip(error, -self.delta, self.delta) / outputs.shape[-1]
 
+    def per_example_hessian_product(self, outputs, targets, directions):
+        error = outputs - np.reshape(targets, outputs.shape)
+        return (np.abs(error) <= self.delta) * directions / outputs.shape[-1]
+
     def check_targets(self, outputs_shape, targets):
         return _targets_like_outputs("huber", outputs_shape, targets)
 
@@ -267,6 +301,10 @@ class LogCosh(ConvexLoss):
     def per_example_gradient(self, outputs, targets):
         error = outputs - np.reshape(targets, outputs.shape)
         return np.tanh(error) / outputs.shape[-1]
+
+    def per_example_hessian_product(self, outputs, targets, directions):
+        error = outputs - np.reshape(targets, outputs.shape)
+        return (1.0 - np.tanh(error) ** 2) * directions / outputs.shape[-1]
 
     def check_targets(self, outputs_shape, targets):
         return _targets_like_outputs("log_cosh", outputs_shape, targets)
@@ -298,6 +336,11 @@ class SquaredHinge(ConvexLoss):
     def per_example_gradient(self, outputs, targets):
         signed = self._signed(targets, outputs.shape)
         return -2.0 * signed * np.maximum(1.0 - signed * outputs, 0.0) / outputs.shape[-1]
+
+    def per_example_hessian_product(self, outputs, targets, directions):
+        signed = self._signed(targets, outputs.shape)
+        active = 1.0 - signed * outputs > 0.0
+        return 2.0 * signed**2 * active * directions / outputs.shape[-1]
 
     def check_targets(self, outputs_shape, targets):
         return _targets_like_outputs("squared_hinge", outputs_shape, targets)
@@ -420,8 +463,8 @@ OUTPUT_ACTIVATIONS = ("softmax", "sigmoid")
 
 _NOT_DIFFERENTIABLE = (
     "it is convex in the outputs but not differentiable where {where}. The Taylor gradient is then "
-    "only a subgradient, and the post-hoc regret analysis minimizes sums of Taylor losses with a "
-    "gradient method (L-BFGS-B), which cannot certify a minimum at a kink"
+    "only a subgradient, and the post-hoc regret analysis minimizes sums of Taylor losses by Newton's "
+    "method from gradients and curvature, which cannot certify a minimum at a kink"
 )
 _FOCAL = ("the focal factor (1 − p_t)^γ makes it non-convex in the logits for γ > 0 (for a positive label at "
           "γ = 2 its second derivative in the logit is negative near z = −4)")

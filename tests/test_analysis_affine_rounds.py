@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_taylor as kt
-from keras_taylor.analysis.affine_rounds import LinearRound, StackedRounds
+from keras_taylor.analysis.affine_rounds import LinearRound, RoundList, StackedRounds
 from keras_taylor.analysis.factors_route import layer_features
 from keras_taylor.schema import LayerRecord, Route
 from keras_taylor.taylor import LayerFactors
@@ -27,12 +27,21 @@ def test_stacked_neuron_rounds_match_the_per_round_loop(loss):
                                             rng.normal(size=size), design=rng.normal(size=(batch, outputs, size))))
     stacked = StackedRounds.from_rounds(rounds, loss)
     for count in (1, 3, 4):
-        v = rng.normal(size=size)
-        value, gradient = stacked.prefix(count).value_and_gradient(v, loss)
+        v, direction = rng.normal(size=size), rng.normal(size=size)
+        value, gradient, hessian_product = stacked.prefix(count).curvature(v, loss)
         reference = sum(loss(r.outputs(v), r.targets) for r in rounds[:count])
         reference_gradient = sum(r.pullback(loss.gradient(r.outputs(v), r.targets)) for r in rounds[:count])
         assert_close(value, reference, "float64")
+        assert_close(stacked.prefix(count).value(v, loss), reference, "float64")
         assert_close(gradient, reference_gradient, "float64")
+        step = 1e-5  # central differences of the per-round gradient: exact for a quadratic, O(step²) otherwise
+        differences = [sum(r.pullback(loss.gradient(r.outputs(v + sign * step * direction), r.targets))
+                           for r in rounds[:count]) for sign in (1, -1)]
+        np.testing.assert_allclose(hessian_product(direction), (differences[0] - differences[1]) / (2 * step),
+                                   rtol=1e-6, atol=1e-8)
+        listed = RoundList(rounds[:count]).curvature(v, loss)
+        assert_close(listed[0], reference, "float64")
+        assert_close(listed[2](direction), hessian_product(direction), "float64")
     assert_close(stacked.incurred(loss), [loss(r.outputs(r.weights), r.targets) for r in rounds], "float64")
 
 

@@ -74,6 +74,26 @@ def test_value_and_gradient_match_keras(keras_loss, target_kind, rng):
     np.testing.assert_allclose(resolved.convex_loss.gradient(outputs, checked), expected_gradient, rtol=1e-9, atol=1e-12)
 
 
+
+@pytest.mark.parametrize("keras_loss, target_kind", KERAS_LOSS_CASES)
+def test_hessian_products_match_keras_second_derivatives(keras_loss, target_kind, rng):
+    """Each example's output Hessian applied to a direction, against TensorFlow's forward-over-backward product
+    of the Keras loss (summed over the batch, so per example: the reduction's factor divided out)."""
+    outputs = rng.normal(size=(BATCH, OUTPUTS)) * 3
+    directions = rng.normal(size=(BATCH, OUTPUTS))
+    targets = _targets(target_kind, rng)
+    convex_loss = losses.resolve_loss(keras_loss).convex_loss
+    checked = convex_loss.check_targets(outputs.shape, targets)
+    outputs_tensor = tf.constant(outputs)
+    with tf.autodiff.ForwardAccumulator(outputs_tensor, tf.constant(directions)) as accumulator:
+        with tf.GradientTape() as tape:
+            tape.watch(outputs_tensor)
+            value = keras_loss(targets, outputs_tensor)
+        gradient = tape.gradient(value, outputs_tensor)
+    expected = accumulator.jvp(gradient).numpy() / losses.reduction_scale(BATCH, convex_loss.reduction)
+    np.testing.assert_allclose(convex_loss.per_example_hessian_product(outputs, checked, directions), expected,
+                               rtol=1e-9, atol=1e-12)
+
 @pytest.mark.parametrize(
     "loss, activation, expected_type, at_logits",
     [
@@ -258,7 +278,7 @@ def _flat(parts):
 
 def _bounded_minimum(snapshots, layer, neuron, radius):
     """min Σ_n 𝒯^n(V) over ‖V − W^0‖ ≤ radius, by SciPy's trust-region interior-point method
-    (not the analysis's L-BFGS-B) on the snapshots' own Taylor losses."""
+    (not the analysis's Newton solver) on the snapshots' own Taylor losses."""
     shapes = [part.shape for part in snapshots[0].weights(layer, neuron)]
     splits = np.cumsum([int(np.prod(shape)) for shape in shapes])[:-1]
 

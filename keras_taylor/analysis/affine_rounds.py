@@ -71,12 +71,27 @@ class StackedRounds:
         return StackedRounds(self.offset[:end], self.design[:end], self.targets[:end], self.example_weight[:end],
                               self.round_of_example[:end], self.weights[:rounds], self.ends[:rounds])
 
-    def value_and_gradient(self, v: np.ndarray, loss: ConvexLoss) -> tuple[float, np.ndarray]:
+    def _outputs(self, v: np.ndarray) -> np.ndarray:
         design = self.design.reshape(-1, self.design.shape[-1])  # [E·p_L, P]: BLAS matrix-vector products
-        outputs = self.offset + (design @ v).reshape(self.offset.shape)
+        return self.offset + (design @ v).reshape(self.offset.shape)
+
+    def value(self, v: np.ndarray, loss: ConvexLoss) -> float:
+        """Σ_n ℓ(T^n(v), y^n)."""
+        return float(self.example_weight @ loss.per_example(self._outputs(v), self.targets))
+
+    def curvature(self, v: np.ndarray, loss: ConvexLoss):
+        """`(value, gradient, hessian_product)` of Σ_n ℓ(T^n(·), y^n) at v; `hessian_product(d)` = ∇²·d."""
+        design = self.design.reshape(-1, self.design.shape[-1])
+        outputs = self._outputs(v)
         value = float(self.example_weight @ loss.per_example(outputs, self.targets))
         output_gradient = self.example_weight[:, None] * loss.per_example_gradient(outputs, self.targets)
-        return value, output_gradient.reshape(-1) @ design
+
+        def hessian_product(direction: np.ndarray) -> np.ndarray:
+            output_direction = (design @ direction).reshape(outputs.shape)
+            curvature = loss.per_example_hessian_product(outputs, self.targets, output_direction)
+            return (self.example_weight[:, None] * curvature).reshape(-1) @ design
+
+        return value, output_gradient.reshape(-1) @ design, hessian_product
 
     def incurred(self, loss: ConvexLoss) -> np.ndarray:
         """ℓ^n(W^n) of each round: T^n(W^n) = f_{W^n}."""
@@ -102,13 +117,26 @@ class RoundList:
     def prefix(self, rounds: int) -> "RoundList":
         return RoundList(self.rounds[:rounds])
 
-    def value_and_gradient(self, v: np.ndarray, loss: ConvexLoss) -> tuple[float, np.ndarray]:
-        value, gradient = 0.0, np.zeros_like(v)
+    def value(self, v: np.ndarray, loss: ConvexLoss) -> float:
+        return float(sum(loss(r.outputs(v), r.targets) for r in self.rounds))
+
+    def curvature(self, v: np.ndarray, loss: ConvexLoss):
+        value, gradient, outputs = 0.0, np.zeros_like(v), []
         for taylor_round in self.rounds:
-            outputs = taylor_round.outputs(v)
-            value += loss(outputs, taylor_round.targets)
-            gradient += taylor_round.pullback(loss.gradient(outputs, taylor_round.targets))
-        return value, gradient
+            outputs.append(taylor_round.outputs(v))
+            value += loss(outputs[-1], taylor_round.targets)
+            gradient += taylor_round.pullback(loss.gradient(outputs[-1], taylor_round.targets))
+
+        def hessian_product(direction: np.ndarray) -> np.ndarray:
+            product = np.zeros_like(direction)
+            for taylor_round, round_outputs in zip(self.rounds, outputs):
+                output_direction = taylor_round.outputs(direction) - taylor_round.offset
+                scale = reduction_scale(len(round_outputs), loss.reduction)
+                product += taylor_round.pullback(scale * loss.per_example_hessian_product(
+                    round_outputs, taylor_round.targets, output_direction))
+            return product
+
+        return value, gradient, hessian_product
 
     def incurred(self, loss: ConvexLoss) -> np.ndarray:
         return np.array([loss(r.outputs(r.weights), r.targets) for r in self.rounds])

@@ -6,6 +6,7 @@ default `radius_scale` times the diameter of the recorded trajectory at that sca
 decrease forever along a separating direction).
 """
 
+import time
 import warnings
 
 import numpy as np
@@ -34,7 +35,7 @@ class FactorsRoute:
     options = ("radius", "radius_scale", "tolerance", "max_iterations")
 
     def minima(self, reader, layer: str | None, neurons, rounds, *, radius: float | None = None,
-               radius_scale: float = 1.0, tolerance: float = 1e-7, max_iterations: int = 2000) -> RouteMinima:
+               radius_scale: float = 1.0, tolerance: float = 1e-9, max_iterations: int = 200) -> RouteMinima:
         if layer is None:
             raise MissingStatisticsError("Network-scale Taylor optima are recorded for squared error only.")
         loss = convex_loss_of(reader.manifest.loss)
@@ -53,16 +54,19 @@ class FactorsRoute:
             trajectory = linear_rounds.weights
             center = trajectory[0]
             bound = radius if radius is not None else radius_scale * trajectory_diameter(trajectory)
-            info = {key: np.zeros(len(grid)) for key in ("converged", "gradient_norm", "iterations")}
+            info = {key: np.zeros(len(grid)) for key in ("converged", "gradient_norm", "iterations", "gap",
+                                                         "solve_seconds")}
             start = center
             for position, count in enumerate(kept):
                 if count == 0:  # no finite round yet: the empty sum
                     minima[index, position], info["converged"][position] = 0.0, True
                     continue
+                began = time.perf_counter()
                 minimum, start, details = factored_taylor_optimum(
                     linear_rounds.prefix(int(count)), loss, center, bound, start, tolerance=tolerance,
                     max_iterations=max_iterations
                 )
+                details["solve_seconds"] = time.perf_counter() - began
                 minima[index, position] = minimum
                 for key in info:
                     info[key][position] = details[key]
@@ -75,10 +79,11 @@ class FactorsRoute:
                     f"{info['gradient_norm'][~converged].tolist()}).", TaylorOptimumWarning, stacklevel=4,
                 )
             all_diagnostics.append(SolverDiagnostics(
-                method=f"L-BFGS-B on the ball ‖V − W^0‖ ≤ {bound:.4g}", converged=converged,
+                method=f"Newton (GLTR subproblems) on the ball ‖V − W^0‖ ≤ {bound:.4g}", converged=converged,
                 gradient_norm=info["gradient_norm"], iterations=info["iterations"].astype(np.int64),
                 rank=np.full(len(grid), -1), condition=np.full(len(grid), np.nan),
-                ill_conditioned=np.zeros(len(grid), bool),
+                ill_conditioned=np.zeros(len(grid), bool), solve_seconds=info["solve_seconds"],
+                error_bound=info["gap"],
             ))
         return RouteMinima(grid, minima, all_diagnostics, incurred)
 

@@ -10,7 +10,7 @@ class SolverDiagnostics:
     """How each grid point's Taylor optimum was obtained.
 
     Attributes:
-        method: Solver name ("eigh" for the exact quadratic route, "L-BFGS-B", ...).
+        method: Solver name ("eigh" for the exact quadratic route, conjugate gradients, Newton on the ball, ...).
         converged: `[K]` bool, whether the solver met its tolerance at each grid point.
         gradient_norm: `[K]` norm of the objective's (projected) gradient at the minimizer.
         iterations: `[K]` solver iterations (0 for direct solves).
@@ -19,7 +19,10 @@ class SolverDiagnostics:
         ill_conditioned: `[K]` bool, flagged when the condition number is large enough that the
             minimizer (not the minimum value) is sensitive.
         solve_seconds: `[K]` wall time of each grid point's solve where the solver measures it
-            (a layer solved by conjugate gradients), else None.
+            (a layer solved by conjugate gradients, the bounded solver), else None.
+        error_bound: `[K]` a certified upper bound of the error of each minimum where the solver
+            has one (the bounded solver's duality gap: the value found minus the true minimum
+            is at most this), else None.
     """
 
     method: str
@@ -30,6 +33,7 @@ class SolverDiagnostics:
     condition: np.ndarray
     ill_conditioned: np.ndarray
     solve_seconds: np.ndarray | None = None
+    error_bound: np.ndarray | None = None
 
 
 class _PerRound:
