@@ -318,8 +318,8 @@ def _curve_json(curve, fit) -> dict:
                    **({} if diagnostics.solve_seconds is None else
                       {"iterations": diagnostics.iterations.tolist(),
                        "solve_seconds": np.asarray(diagnostics.solve_seconds).tolist()}),
-                   **({} if diagnostics.error_bound is None else
-                      {"max_error_bound": float(np.max(diagnostics.error_bound))})},
+                   **({} if diagnostics.value_error is None else
+                      {"value_error": np.asarray(diagnostics.value_error).tolist()})},
     }
 
 
@@ -337,8 +337,8 @@ def _band_json(band, fits) -> dict:
         "negative_final_regret": int(np.sum(band.regret[:, -1] < 0)),
         "zero_final_regret": int(np.sum(band.regret[:, -1] == 0)),
         "solver_all_converged": bool(all(np.all(curve.diagnostics.converged) for curve in band.curves)),
-        **({} if any(curve.diagnostics.error_bound is None for curve in band.curves) else
-           {"max_error_bound": float(max(np.max(curve.diagnostics.error_bound) for curve in band.curves))}),
+        **({} if any(curve.diagnostics.value_error is None for curve in band.curves) else
+           {"max_value_error": float(max(np.max(curve.diagnostics.value_error) for curve in band.curves))}),
         **({} if any(curve.diagnostics.solve_seconds is None for curve in band.curves) else
            {"solve_seconds": [np.asarray(curve.diagnostics.solve_seconds).tolist() for curve in band.curves]}),
     }

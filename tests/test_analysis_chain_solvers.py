@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from keras_taylor.analysis.chain_factors import ChainFactors, round_blocks
+from keras_taylor.analysis import chain_solvers
 from keras_taylor.analysis.chain_solvers import (ExampleGram, InputGram, InputSums, cg_chain_minima,
                                                  explicit_chain_minima)
 
@@ -161,3 +162,27 @@ def test_cg_minima_are_the_explicit_minima(factors, max_input_sums_bytes):
     assert results["iterations"][2] == 0 and np.all(results["iterations"][[0, 1, 3, 4]] > 0)
     assert_close(results["minimum"], explicit_chain_minima(factors, ends)["minimum"], "float64")
 
+
+
+@pytest.mark.parametrize("rank", [12, 7], ids=["definite", "singular_consistent"])
+def test_preconditioned_cg_solves_and_its_steps_sum_to_the_value_decrease(rank, rng):
+    """The solution against numpy's least squares, and Σ α_k r_kᵀz_k = f(x_0) − f(x_K) for f = xᵀHx − 2bᵀx
+    (the identity behind the error estimate) when every step is summed."""
+    size = 12
+    factor = rng.normal(size=(rank, size)) * rng.uniform(0.1, 3.0, size=size)
+    hessian = factor.T @ factor
+    target = hessian @ rng.normal(size=size)  # in H's range
+    diagonal = np.diag(hessian).copy()
+    start = rng.normal(size=size)
+    solution, iterations, decrease = chain_solvers.preconditioned_cg(
+        lambda v: hessian @ v, target, start, lambda r: r / diagonal, 1e-10 * np.linalg.norm(target), 500,
+        delay=10_000)
+
+    def value(v):
+        return v @ hessian @ v - 2 * target @ v
+
+    assert np.linalg.norm(hessian @ solution - target) <= 1e-10 * np.linalg.norm(target)
+    expected = np.linalg.lstsq(hessian, target, rcond=None)[0]
+    assert value(solution) == pytest.approx(value(expected), rel=1e-9, abs=1e-9)
+    assert 0 < iterations <= 500
+    assert decrease == pytest.approx(value(start) - value(solution), rel=1e-8)

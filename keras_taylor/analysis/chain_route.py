@@ -137,7 +137,7 @@ class _LayerRequest:
             gradient_norm=np.asarray(results["gradient_norm"]), iterations=np.asarray(results["iterations"]).astype(np.int64),
             rank=np.asarray(results["rank"]).astype(np.int64), condition=np.asarray(results["condition"]).astype(np.float64),
             ill_conditioned=np.asarray(results["ill_conditioned"]).astype(bool),
-            solve_seconds=results.get("solve_seconds"),
+            solve_seconds=results.get("solve_seconds"), value_error=results.get("error_estimate"),
         )
         return RouteMinima(grid, results["minimum"][None], [diagnostics],
                            self.reader.round_losses.finite_cumulative[grid - 1])

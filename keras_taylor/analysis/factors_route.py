@@ -83,7 +83,7 @@ class FactorsRoute:
                 gradient_norm=info["gradient_norm"], iterations=info["iterations"].astype(np.int64),
                 rank=np.full(len(grid), -1), condition=np.full(len(grid), np.nan),
                 ill_conditioned=np.zeros(len(grid), bool), solve_seconds=info["solve_seconds"],
-                error_bound=info["gap"],
+                value_error=info["gap"],
             ))
         return RouteMinima(grid, minima, all_diagnostics, incurred)
 

@@ -20,9 +20,10 @@ class SolverDiagnostics:
             minimizer (not the minimum value) is sensitive.
         solve_seconds: `[K]` wall time of each grid point's solve where the solver measures it
             (a layer solved by conjugate gradients, the bounded solver), else None.
-        error_bound: `[K]` a certified upper bound of the error of each minimum where the solver
-            has one (the bounded solver's duality gap: the value found minus the true minimum
-            is at most this), else None.
+        value_error: `[K]` how far each minimum found may lie above the true one, where the solver
+            measures it: the bounded solver's duality gap (a certified bound), conjugate gradients'
+            Hestenes–Stiefel estimate (the value's decrease over its last 10 steps: an estimate,
+            not a bound); else None.
     """
 
     method: str
@@ -33,7 +34,7 @@ class SolverDiagnostics:
     condition: np.ndarray
     ill_conditioned: np.ndarray
     solve_seconds: np.ndarray | None = None
-    error_bound: np.ndarray | None = None
+    value_error: np.ndarray | None = None
 
 
 class _PerRound:
