@@ -66,24 +66,24 @@ def ball_quadratic_minimizer(hessian_product, linear: np.ndarray, radius: float,
     scale = np.linalg.norm(linear)
     if scale == 0:
         return np.zeros_like(linear), 0.0, 0
-    basis = [linear / scale]
+    basis = np.empty((max_dimension, linear.size))  # rows: the orthonormal Lanczos vectors
+    basis[0] = linear / scale
     diagonal, off_diagonal = [], []
-    solution, multiplier = None, 0.0
     for dimension in range(1, max_dimension + 1):
-        direction = hessian_product(basis[-1])
-        diagonal.append(basis[-1] @ direction)
-        stacked = np.array(basis)
-        direction -= stacked.T @ (stacked @ direction)  # three-term recurrence and full reorthogonalization
-        direction -= stacked.T @ (stacked @ direction)
+        direction = hessian_product(basis[dimension - 1])
+        diagonal.append(basis[dimension - 1] @ direction)
+        built = basis[:dimension]
+        direction -= built.T @ (built @ direction)  # three-term recurrence and full reorthogonalization
+        direction -= built.T @ (built @ direction)
         norm = np.linalg.norm(direction)
         coefficients, multiplier = _tridiagonal_ball_minimizer(np.array(diagonal), np.array(off_diagonal), scale,
                                                                radius)
-        solution = coefficients
-        if norm * abs(coefficients[-1]) <= residual_tolerance or norm <= 1e-14 * max(abs(diagonal[0]), 1e-300):
+        if (dimension == max_dimension or norm * abs(coefficients[-1]) <= residual_tolerance
+                or norm <= 1e-14 * max(abs(diagonal[0]), 1e-300)):
             break
         off_diagonal.append(norm)
-        basis.append(direction / norm)
-    return np.array(basis[:len(solution)]).T @ solution, multiplier, len(solution)
+        basis[dimension] = direction / norm
+    return basis[:dimension].T @ coefficients, multiplier, dimension
 
 
 def _tridiagonal_ball_minimizer(diagonal, off_diagonal, scale, radius):
