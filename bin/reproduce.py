@@ -1,12 +1,16 @@
 """keras-taylor-reproduce: the paper's experiment for one task, end to end.
 
 Trains every optimizer × seed with the recorders (finished runs are reused), analyzes
-each run, and writes figures, numbers and a README into --results_dir (default
-reproduced/<task>). With no data flags the autoencoder runs on the 10,000 MNIST digits
+each run, keeps each run's analysis as a small record in <results_dir>/runs/<run>.json the
+moment it is done, and writes figures, numbers and a README into --results_dir (default
+reproduced/<task>) from those records. A setting whose record exists is skipped, so a
+reproduction that outlasts one sitting resumes on any machine from the committed records. With no data flags the autoencoder runs on the 10,000 MNIST digits
 embedded in the package, so this works offline. Kept short: the work is in
 keras_taylor.experiments and keras_taylor.report.
 """
 
+import dataclasses
+import pathlib
 import sys
 
 from absl import app
@@ -39,15 +43,18 @@ def main(argv):
     analysis_config = experiments.AnalysisConfig(neurons_per_layer=_NEURONS.value or None,
                                                  grid_points=_GRID_POINTS.value,
                                                  layer_cg_rtol=_LAYER_CG_RTOL.value)
-    run_dirs = []
+    results_dir = pathlib.Path(_RESULTS_DIR.value or f"reproduced/{task}")
+    records = []
     for optimizer in _OPTIMIZERS.value:
         for seed in range(_SEEDS.value):
             config = train_flags.train_config(optimizer, None, seed)
-            run_dirs.append(experiments.train(config, f"{_WORK_DIR.value}/{task}/{config.run_name()}"))
-            experiments.analyze_with_progress(run_dirs[-1], analysis_config)
-    results_dir = _RESULTS_DIR.value or f"reproduced/{task}"
-    report.write_report(run_dirs, results_dir,
-                        " ".join(["keras-taylor-reproduce"] + sys.argv[1:]))
+            records.append(results_dir / "runs" / f"{config.run_name()}.json")
+            if report.existing_run_record(records[-1], config.to_json(), dataclasses.asdict(analysis_config)):
+                print(f"{records[-1]}: done with the same settings, skipped.")
+                continue
+            run_dir = experiments.train(config, f"{_WORK_DIR.value}/{task}/{config.run_name()}")
+            report.write_run_record(experiments.analyze_with_progress(run_dir, analysis_config), records[-1])
+    report.write_report(records, results_dir, " ".join(["keras-taylor-reproduce"] + sys.argv[1:]))
     if _FIGURE1.value:
         experiments.figure1(experiments.Figure1Config(), results_dir)
     print(f"Results written to {results_dir}")

@@ -13,6 +13,7 @@ import types
 import numpy as np
 
 from keras_taylor import plotting
+from keras_taylor.storage import atomic_write
 from keras_taylor.analysis import GrowthFit, NeuronRegretBand, RegretCurve, SolverDiagnostics, fit_growth
 
 _OPTIMIZER_ORDER = ("sgd", "momentum", "rmsprop", "adam", "signsgd")
@@ -25,23 +26,83 @@ def load_analyses(runs) -> dict:
     """`{optimizer: [analysis dict per seed, by seed]}` of analyzed runs.
 
     Args:
-        runs: A folder of run directories (every `*/analysis.json` in it), or a list of run directories.
+        runs: A folder of run directories (every `*/analysis.json` in it), or a list of run
+            directories and run records (`.json` files written by `write_run_record`).
     """
     by_optimizer = {}
     if isinstance(runs, (str, pathlib.Path)):
         paths = sorted(pathlib.Path(runs).glob("*/analysis.json"))
     else:
-        paths = [pathlib.Path(run) / "analysis.json" for run in runs]
+        paths = [pathlib.Path(run) if str(run).endswith(".json") else pathlib.Path(run) / "analysis.json"
+                 for run in runs]
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(f"{path.parent} has not been analyzed (no analysis.json).")
         analysis = json.loads(path.read_text())
-        analysis["path"] = str(path.parent)
+        if path.name == "analysis.json":
+            analysis["path"] = str(path.parent)
         by_optimizer.setdefault(analysis["run"]["config"]["optimizer"].lower(), []).append(analysis)
     if not by_optimizer:
         raise FileNotFoundError(f"{runs} holds no analyzed runs (*/analysis.json).")
     ordered = sorted(by_optimizer, key=lambda name: (_OPTIMIZER_ORDER + (name,)).index(name))
     return {name: sorted(by_optimizer[name], key=lambda a: a["run"]["config"]["seed"]) for name in ordered}
+
+
+def loss_blocks(losses: np.ndarray, blocks: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """`(edges [K+1], means [K])`: the per-round losses averaged in `blocks` (or fewer) equal blocks of rounds."""
+    losses = np.asarray(losses, np.float64)
+    edges = np.linspace(0, len(losses), min(blocks, len(losses)) + 1).astype(int)
+    return edges, np.array([losses[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])
+
+
+def run_record(analysis: dict) -> dict:
+    """One run's analysis as results/<task>/runs/ keeps it: everything but the per-round losses, which
+    become their mean and 100 block means (all the report reads of them): about 100 KB whatever the
+    training length, where a 50-epoch analysis.json holds 47,000 rounds."""
+    record = {key: value for key, value in analysis.items() if key not in ("rounds", "path")}
+    if "rounds" in analysis:
+        losses = np.asarray(analysis["rounds"]["loss"], np.float64)
+        edges, means = loss_blocks(losses)
+        record["rounds"] = {"count": len(losses), "mean_loss": float(np.mean(losses)),
+                            "block_edges": edges.tolist(), "block_loss": means.tolist()}
+    return record
+
+
+_UNCOMPARED = ("verbose",)  # settings that do not change a run's numbers
+
+
+def _settings(record: dict) -> dict:
+    return {"train": {key: value for key, value in record["run"]["config"].items() if key not in _UNCOMPARED},
+            "analysis": record["analysis_config"]}
+
+
+def existing_run_record(path, train_config: dict, analysis_config: dict) -> bool:
+    """Whether the run record `path` exists for these settings (a finished run need not be redone).
+
+    Raises:
+        ValueError: the record exists but was made with other settings (it is not overwritten:
+            committed results are kept until deleted by hand).
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        return False
+    stored = _settings(json.loads(path.read_text()))
+    wanted = _settings({"run": {"config": train_config}, "analysis_config": analysis_config})
+    differing = [f"{part}.{key}: {stored[part].get(key)!r} ≠ {wanted[part].get(key)!r}"
+                 for part in ("train", "analysis") for key in sorted(set(stored[part]) | set(wanted[part]))
+                 if stored[part].get(key) != wanted[part].get(key)]
+    if differing:
+        raise ValueError(f"{path} was made with other settings ({'; '.join(differing)}); delete it to redo "
+                         "that run, or write to another results directory.")
+    return True
+
+
+def write_run_record(analysis: dict, path) -> pathlib.Path:
+    """Writes `run_record(analysis)` to `path` (atomically: a killed process leaves no partial record)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda handle: handle.write(json.dumps(run_record(analysis), indent=1).encode()))
+    return path
 
 
 def _diagnostics(length: int, converged: bool) -> SolverDiagnostics:
@@ -121,12 +182,19 @@ def _mean_std(values) -> dict:
     return {"mean": float(values.mean()), "std": float(values.std()), "n": int(values.size)}
 
 
-def _binned_losses(analysis: dict, bins: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """The per-round training loss averaged in `bins` equal blocks of rounds."""
-    losses = np.asarray(analysis["rounds"]["loss"], np.float64)
-    edges = np.linspace(0, len(losses), min(bins, len(losses)) + 1).astype(int)
-    centers = (edges[:-1] + edges[1:]) / 2
-    return centers, np.array([losses[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])
+def _binned_losses(analysis: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The per-round training loss averaged in 100 equal blocks of rounds: `(block centers, means)`."""
+    rounds = analysis["rounds"]
+    if "block_loss" in rounds:  # a run record
+        edges, means = np.asarray(rounds["block_edges"]), np.asarray(rounds["block_loss"])
+    else:
+        edges, means = loss_blocks(rounds["loss"])
+    return (edges[:-1] + edges[1:]) / 2, means
+
+
+def _mean_round_loss(analysis: dict) -> float:
+    rounds = analysis["rounds"]
+    return rounds["mean_loss"] if "mean_loss" in rounds else float(np.mean(rounds["loss"]))
 
 
 def claims(analyses: dict) -> dict:
@@ -135,7 +203,7 @@ def claims(analyses: dict) -> dict:
     for optimizer, runs in analyses.items():
         entry = {"seeds": [run["run"]["config"]["seed"] for run in runs]}
         entry["final_epoch_loss"] = _mean_std([run["run"]["final_epoch_loss"] for run in runs])
-        entry["average_training_loss"] = _mean_std([np.mean(run["rounds"]["loss"]) for run in runs if "rounds" in run])
+        entry["average_training_loss"] = _mean_std([_mean_round_loss(run) for run in runs if "rounds" in run])
         exponents = {}
         for layer in _layers(analyses):
             layer_records = [run["layers"].get(layer, {}) for run in runs]

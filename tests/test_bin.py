@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -66,13 +67,36 @@ def test_sweep_picks_the_lowest_loss(tmp_path):
     assert summary["best_learning_rate"] == float(min(losses, key=losses.get))
 
 
-def test_reproduce_end_to_end(tmp_path):
-    _run("reproduce", *TINY, "--optimizers=sgd,rmsprop", "--seeds=1", "--analysis_neurons=2", "--grid_points=4",
-         "--nofigure1",
-         f"--work_dir={tmp_path / 'runs'}", f"--results_dir={tmp_path / 'results'}", cwd=tmp_path)
+def test_reproduce_end_to_end_and_resumed_from_its_run_records(tmp_path):
+    flags = [*TINY, "--optimizers=sgd,rmsprop", "--seeds=1", "--analysis_neurons=2", "--nofigure1",
+             f"--work_dir={tmp_path / 'runs'}", f"--results_dir={tmp_path / 'results'}"]
+    _run("reproduce", *flags, "--grid_points=4", cwd=tmp_path)
     summary = json.loads((tmp_path / "results" / "summary.json").read_text())
     assert set(summary["optimizers"]) == {"sgd", "rmsprop"}
     assert "exploration" in summary["optimizers"]["sgd"]
+    records = sorted((tmp_path / "results" / "runs").glob("*.json"))
+    assert [path.name for path in records] == ["rmsprop_lr0.001_seed0.json", "sgd_lr8_seed0.json"]
+    run_dirs = sorted((tmp_path / "runs" / "autoencoder").iterdir())
+    for record, run_dir in zip(records, run_dirs):  # the record is the analysis without its per-round arrays
+        stored, full = json.loads(record.read_text()), json.loads((run_dir / "analysis.json").read_text())
+        assert stored["layers"] == full["layers"] and stored["exploration"] == full["exploration"]
+        assert stored["rounds"]["count"] == len(full["rounds"]["loss"])
+    from keras_taylor import report  # pylint: disable=import-outside-toplevel
+
+    from_run_dirs = report.write_report(run_dirs, tmp_path / "from_run_dirs", "test")
+    assert json.loads(json.dumps(from_run_dirs)) == summary["optimizers"]
+
+    # A fresh machine: no run directories, only the records. Nothing is trained again.
+    shutil.rmtree(tmp_path / "runs")
+    output = _run("reproduce", *flags, "--grid_points=4", cwd=tmp_path)
+    assert output.count("skipped") == 2 and not (tmp_path / "runs").exists()
+    assert json.loads((tmp_path / "results" / "summary.json").read_text())["optimizers"] == summary["optimizers"]
+
+    # Other settings do not silently reuse, nor overwrite, a record.
+    result = subprocess.run([sys.executable, "-m", "keras_taylor_bin.reproduce", *flags, "--grid_points=5"],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                            env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert result.returncode != 0 and "analysis.grid_points: 4 ≠ 5" in result.stderr
 
 
 def test_stray_arguments_are_rejected(tmp_path):
