@@ -192,6 +192,27 @@ def _binned_losses(analysis: dict) -> tuple[np.ndarray, np.ndarray]:
     return (edges[:-1] + edges[1:]) / 2, means
 
 
+def _round_count(analysis: dict) -> int:
+    rounds = analysis["rounds"]
+    return rounds["count"] if "count" in rounds else len(rounds["loss"])
+
+
+def losses_by_epoch(analysis: dict) -> tuple[np.ndarray, np.ndarray]:
+    """`_binned_losses` against training progress in epochs (the recorded rounds are spread evenly
+    over training: every k-th step)."""
+    centers, means = _binned_losses(analysis)
+    return centers * analysis["run"]["config"]["epochs"] / _round_count(analysis), means
+
+
+def _loss_title(analyses: dict) -> str:
+    """Fig. 6's title: what each point of its curves averages."""
+    counts = sorted({_round_count(run) for runs in analyses.values() for run in runs if "rounds" in run})
+    described = " or ".join(f"{count:,}" for count in counts)
+    if counts and counts[-1] <= 100:
+        return f"Training loss of each recorded round ({described} rounds),\nmean ± std over seeds"
+    return f"Training loss: means of 100 equal blocks of the {described} recorded rounds,\nmean ± std over seeds"
+
+
 def _mean_round_loss(analysis: dict) -> float:
     rounds = analysis["rounds"]
     return rounds["mean_loss"] if "mean_loss" in rounds else float(np.mean(rounds["loss"]))
@@ -318,8 +339,8 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
     # Fig. 6: training loss per optimizer.
     figure = matplotlib.figure.Figure(figsize=(6, 4), layout="constrained")
     plotting.plot_training_loss(figure.add_subplot(), {
-        optimizer: [_binned_losses(run) for run in runs] for optimizer, runs in analyses.items()},
-        xlabel="round", title="Training loss: 100-block means of the per-round loss,\nmean ± std over seeds")
+        optimizer: [losses_by_epoch(run) for run in runs] for optimizer, runs in analyses.items()},
+        xlabel="epoch", title=_loss_title(analyses))
     save(figure, "fig6_training_loss")
 
     # Fig. 3 / 4: regret per layer, optimizers compared.

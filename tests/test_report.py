@@ -128,3 +128,18 @@ def test_the_report_says_whether_it_tests_the_paper(task, examples, epochs, at_s
     assert at_paper_scale is at_scale
     assert f"{examples:,} training examples × {epochs} epoch" in sentence
     assert ("do not test the paper's claims" in sentence) is not at_scale
+
+
+@pytest.mark.parametrize("rounds", [60, 4690], ids=["each_round", "blocks"])
+def test_fig6_losses_are_placed_by_epoch_alike_from_an_analysis_and_its_run_record(rounds, rng):
+    losses = rng.uniform(0.5, 2.0, size=rounds)
+    analysis = {"run": {"config": {"epochs": 3, "optimizer": "sgd", "seed": 0}}, "analysis_config": {},
+                "rounds": {"steps": list(range(rounds)), "loss": losses.tolist()}}
+    epochs, means = report.losses_by_epoch(analysis)
+    assert len(means) == min(rounds, 100) and 0 < epochs[0] < epochs[-1] < 3
+    edges = np.linspace(0, rounds, len(means) + 1).astype(int)
+    np.testing.assert_allclose(means, [losses[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])
+    np.testing.assert_allclose(epochs, (edges[:-1] + edges[1:]) / 2 * 3 / rounds)
+    from_record = report.losses_by_epoch(report.run_record(analysis))
+    np.testing.assert_allclose(from_record[0], epochs)
+    np.testing.assert_allclose(from_record[1], means)
