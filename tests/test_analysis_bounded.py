@@ -133,3 +133,15 @@ def test_lanczos_subproblem_matches_the_dense_solution(name, rng):
     assert (multiplier > 0) == (name != "interior")
     assert dimension <= size
     np.testing.assert_allclose(hessian @ solution + multiplier * solution, -linear, atol=1e-9)
+
+
+def test_without_a_bound_the_minimizer_is_the_unconstrained_one(rng):
+    loss, kind = LOSS_CASES["log_cosh"]  # E·p_L = 60 rows for 6 weights: a unique unconstrained minimizer
+    stacked = _rounds(loss, kind, rng)
+    center = rng.normal(size=SIZE)
+    reference = scipy.optimize.minimize(lambda v: stacked.curvature(v, loss)[:2], center, jac=True, method="BFGS",
+                                        options={"gtol": 1e-12})
+    value, point, details = bounded.factored_taylor_optimum(stacked, loss, center, np.inf)
+    assert details["converged"] and not details["constrained"]
+    np.testing.assert_allclose(value, reference.fun, rtol=1e-10)
+    np.testing.assert_allclose(point, reference.x, rtol=1e-5, atol=1e-6)
