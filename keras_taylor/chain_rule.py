@@ -51,9 +51,10 @@ def chain_jtj_all(multipliers, kernels, output_gram: np.ndarray, keep=None) -> d
     """M_k `[..., B, u_k, u_k]` of the layers k = j + offset for each offset in `keep` (default all), from
     one pass down the chain; `{offset: M}`. Each M below the top costs the one above it, so the
     layers of one chain are best formed together."""
-    top = multipliers[-1]
+    top = multipliers[-1].astype(np.result_type(multipliers[-1], output_gram), copy=False)
     offsets = range(len(multipliers)) if keep is None else keep
-    jtj = top[..., :, None] * output_gram[..., None, :, :] * top[..., None, :]
+    jtj = top[..., :, None] * output_gram[..., None, :, :]
+    jtj *= top[..., None, :]
     offset = len(multipliers) - 1
     kept = {offset: jtj} if offset in offsets else {}
     lowest = min(offsets)
@@ -61,7 +62,12 @@ def chain_jtj_all(multipliers, kernels, output_gram: np.ndarray, keep=None) -> d
         if offset == lowest:
             break
         jtj = _congruence(kernel, jtj)
-        jtj = multiplier[..., :, None] * jtj * multiplier[..., None, :]
+        jtj = jtj.astype(np.result_type(jtj, multiplier), copy=False)
+        # In place on the fresh product, with the multipliers cast once: masks are stored as bytes, and
+        # mixed-type broadcasts over [B, u, u] cost more than the congruence's GEMMs.
+        scale = multiplier.astype(jtj.dtype, copy=False)
+        jtj *= scale[..., :, None]
+        jtj *= scale[..., None, :]
         offset -= 1
         if offset in offsets:
             kept[offset] = jtj

@@ -9,10 +9,12 @@ carry garbage that must not leak into any sum.
 """
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
+from keras_taylor import chain_rule
 from keras_taylor.analysis.chain_factors import ChainFactors, round_blocks
 from keras_taylor.analysis import chain_solvers
 from keras_taylor.analysis.chain_solvers import (ExampleGram, InputGram, InputSums, cg_chain_minima,
@@ -32,6 +34,8 @@ ROUND_SIZES = (4, 3, 2)  # examples of the rounds of one epoch (the batch is pad
 # Operators that are equal in exact arithmetic agree to rounding; this is far tighter than
 # the float64 tolerance of solved results (conftest.tolerance), which carry a solver's error.
 OPERATOR_RTOL = 1e-10
+# The damped Kronecker inverses (condition number up to 1e6) of input Grams summed in two orders.
+PRECONDITIONER_RTOL = 1e-8
 CG_RTOL = 1e-10
 PREFIXES = {"first round": 1, "one epoch": 3, "mid second epoch": 5, "whole run": 9}
 
@@ -57,13 +61,16 @@ def _chain_factors(rng) -> ChainFactors:
     kernels = [rng.normal(size=(rounds, below, above)) / np.sqrt(below) for below, above in zip(widths, widths[1:])]
     output_kernel = kernels.pop()
     weight = np.where(valid, rng.uniform(0.5, 1.5, valid.shape) / (np.array(sizes)[:, None] * OUTPUTS), 0.0)
+    # q = Jᵀr of an output residual r, as recorded: g then lies in H's range (a random q would make
+    # the quadratic unbounded below along the masked units).
+    residual = rng.normal(size=(rounds, batch, OUTPUTS))
     return ChainFactors(
         round_counts=np.arange(1, rounds + 1) * 2,  # not every training round was recorded
         valid=valid, weight=weight,
-        residual_sq=rng.uniform(1, 2, valid.shape), z=rng.normal(size=(rounds, batch, UNITS[0])),
+        residual_sq=np.sum(residual ** 2, axis=2), z=rng.normal(size=(rounds, batch, UNITS[0])),
         multipliers=tuple(multipliers), kernels=tuple(kernels),
         output_gram=output_kernel @ np.swapaxes(output_kernel, 1, 2),
-        q_top=rng.normal(size=(rounds, batch, UNITS[-1])), input_table=table, input_id=input_id, below=None,
+        q_top=chain_rule.top_q(residual, output_kernel, multipliers[-1]), input_table=table, input_id=input_id, below=None,
         use_bias=False,
     )
 
@@ -93,9 +100,9 @@ def _restricted(gram: np.ndarray, columns: np.ndarray) -> np.ndarray:
     return gram[np.ix_(entries, entries)]
 
 
-def _assert_operators_equal(actual, desired):
+def _assert_operators_equal(actual, desired, rtol=OPERATOR_RTOL):
     error = np.linalg.norm(actual - desired)
-    assert error <= OPERATOR_RTOL * np.linalg.norm(desired), f"relative error {error / np.linalg.norm(desired):.2e}"
+    assert error <= rtol * np.linalg.norm(desired), f"relative error {error / np.linalg.norm(desired):.2e}"
 
 
 @pytest.fixture
@@ -132,10 +139,14 @@ def test_input_gram_is_the_example_gram_and_the_explicit_gram(factors, rng):
         _assert_operators_equal(per_input.matvec(vector), per_example.matvec(vector))
         _assert_operators_equal(per_input.matvec(vector),
                                 _restricted(_explicit_gram(factors, rounds), per_input.columns) @ vector)
+        # Chunks of two inputs on two threads: the same operator.
+        with ThreadPoolExecutor(2) as executor:
+            chunked = InputGram(sums, executor, chunk_inputs=2)
+            _assert_operators_equal(chunked.matvec(vector), per_input.matvec(vector))
         # The same input Gram and Σκ M give the same preconditioner.
         mean_jtj = np.cov(rng.normal(size=(UNITS[0], 2 * UNITS[0])))
         _assert_operators_equal(per_input.kronecker_inverse(mean_jtj).matvec(vector),
-                                per_example.kronecker_inverse(mean_jtj).matvec(vector))
+                                per_example.kronecker_inverse(mean_jtj).matvec(vector), PRECONDITIONER_RTOL)
 
 
 def test_input_sums_add_the_rounds_in_order(factors):
@@ -152,11 +163,15 @@ def test_input_sums_add_the_rounds_in_order(factors):
 OPERATORS = {"per input": None, "per example": 0}  # max_input_sums_bytes; 0 leaves no room for M̄
 
 
+WORKERS = {"one thread": 1, "two threads": 2}
+
+
+@pytest.mark.parametrize("workers", WORKERS.values(), ids=WORKERS.keys())
 @pytest.mark.parametrize("max_input_sums_bytes", OPERATORS.values(), ids=OPERATORS.keys())
-def test_cg_minima_are_the_explicit_minima(factors, max_input_sums_bytes):
+def test_cg_minima_are_the_explicit_minima(factors, max_input_sums_bytes, workers):
     ends = np.array([1, 3, 3, 5, 9])  # a repeated end adds no rounds: the warm start is already the solution
     options = {} if max_input_sums_bytes is None else {"max_input_sums_bytes": max_input_sums_bytes}
-    results = cg_chain_minima(factors, ends, CG_RTOL, 500, **options)
+    results = cg_chain_minima(factors, ends, CG_RTOL, 500, workers=workers, **options)
     assert results["converged"].all()
     assert np.all(results["gradient_norm"] <= CG_RTOL)
     assert results["iterations"][2] == 0 and np.all(results["iterations"][[0, 1, 3, 4]] > 0)

@@ -9,11 +9,14 @@ from keras_taylor.quadratic_terms import neuron_terms
 from conftest import assert_close
 
 WEIGHTS = {"non-negative": 0.0, "some negative": -0.5}
+ZERO_WEIGHTS = {"none zero": 0.0, "some zero": 0.4, "all zero": 1.0}
 
 
+@pytest.mark.parametrize("zero", ZERO_WEIGHTS.values(), ids=ZERO_WEIGHTS.keys())
 @pytest.mark.parametrize("shift", WEIGHTS.values(), ids=WEIGHTS.keys())
-def test_weighted_gram_is_the_explicit_product(rng, shift):
+def test_weighted_gram_is_the_explicit_product(rng, shift, zero):
     rows, weights = rng.normal(size=(40, 7)), rng.random(40) + shift
+    weights[rng.random(40) < zero] = 0.0  # rows that must not count, however large
     assert_close(weighted_gram(rows, weights), rows.T @ np.diag(weights) @ rows, "float64")
     np.testing.assert_array_equal(weighted_gram(rows[:0], weights[:0]), np.zeros((7, 7)))
 

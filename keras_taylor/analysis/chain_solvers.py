@@ -1,22 +1,43 @@
 """Layer-scale solvers on chain factors: the Gram formed explicitly, or matrix-free conjugate gradients."""
 
+import functools
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
+from threadpoolctl import ThreadpoolController
 
 from keras_taylor.analysis.chain_factors import BLOCK_ELEMENTS, ChainFactors, round_blocks
 from keras_taylor.analysis.chain_pass import run_chain_pass
+from keras_taylor.analysis.neuron_sums import weighted_gram
 from keras_taylor.analysis.quadratic import minimize_quadratic
 from keras_taylor.quadratic_terms import layer_coefficients
 
 # Damping of the Kronecker preconditioner, relative to its largest eigenvalue.
 _KRONECKER_DAMPING = 1e-6
+# Inputs per chunk of the per-input matvec: 4,096 MNIST rows (22 MB of float64 X̃) stay in a 32 MB L3
+# cache between the chunk's two products.
+MATVEC_CHUNK_INPUTS = 4096
 # Default memory cap of the first layer's per-input sums M̄ (float64 [D, u, u]): MNIST's
 # 60,000 inputs × 50 units take 1.2 GB; a first layer of 100 units would take 4.8 GB
 # and fall back to the per-example operator.
 MAX_INPUT_SUMS_BYTES = 4 << 30
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """The BLAS libraries loaded in this process (found once: a search of the loaded libraries takes a millisecond)."""
+    return ThreadpoolController()
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _pair_index(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -185,7 +206,7 @@ class ExampleGram:
 
     def kronecker_inverse(self, mean_jtj: np.ndarray) -> scipy.sparse.linalg.LinearOperator:
         """The Kronecker preconditioner (`_kronecker_inverse`) of this prefix, given (Σκ M)/(Σκ) `[u, u]`."""
-        return _kronecker_inverse(self.table.T @ (self.input_weight[:, None] * self.table), mean_jtj)
+        return _kronecker_inverse(weighted_gram(self.table, self.input_weight), mean_jtj)
 
 
 class InputSums:
@@ -242,13 +263,18 @@ class InputSums:
                              f"Received: part={part}")
         rows = self.factors.valid[part].reshape(-1)
         slots = self._slot[self.factors.input_id[part].reshape(-1)[rows]]
-        seen, local = np.unique(slots, return_inverse=True)
-        # One sparse product sums the κ M_e of each input over the block's rows (padding rows get no entry).
-        aggregator = scipy.sparse.csr_matrix(
-            (self.factors.weight[part].reshape(-1)[rows], (local, np.flatnonzero(rows))), shape=(len(seen), rows.size))
+        weight = self.factors.weight[part].reshape(-1)[rows]
         units = self.factors.units
-        self.input_jtj[seen] += (aggregator @ jtj.reshape(rows.size, units * units)).reshape(-1, units, units)
-        self.input_weight[seen] += np.asarray(aggregator.sum(axis=1)).reshape(-1)
+        seen, local = np.unique(slots, return_inverse=True)
+        if len(seen) == len(slots):  # each input at most once in the block (the rule within an epoch)
+            weighted = jtj.reshape(rows.size, units, units)[rows]
+            weighted *= weight[:, None, None]
+            self.input_jtj[slots] += weighted
+            self.input_weight[slots] += weight
+        else:  # one sparse product sums the κ M_e of each input over the block's rows
+            aggregator = scipy.sparse.csr_matrix((weight, (local, np.arange(len(slots)))), shape=(len(seen), len(slots)))
+            self.input_jtj[seen] += (aggregator @ jtj.reshape(rows.size, units * units)[rows]).reshape(-1, units, units)
+            self.input_weight[seen] += np.asarray(aggregator.sum(axis=1)).reshape(-1)
         self.rounds = part.stop
         self.present = int(np.searchsorted(self._first_round, self.rounds))
 
@@ -256,11 +282,20 @@ class InputSums:
 class InputGram:
     """H of the rounds added to `sums` so far, as a matrix-free operator summed input by input.
 
-    Hv = X̃ᵀ(M̄_d (X̃V)_d)_d on the columns of x̃ that are not always zero: one GEMM for X̃V
-    `[D', u]`, one batched u × u product per distinct input, one GEMM for X̃ᵀ(·). The table is
+    Hv = X̃ᵀ(M̄_d (X̃V)_d)_d on the columns of x̃ that are not always zero, a chunk of inputs at a
+    time: per chunk one GEMM for X̃_cV `[c, u]`, one batched u × u product per input, one GEMM
+    for X̃_cᵀ(·), the chunks' results summed in order. A chunk's rows stay in the CPU's cache
+    between its two products, and with an `executor` the chunks run on its threads, BLAS on one
+    thread each meanwhile, which also spreads the memory-bound u × u products, single-threaded
+    in NumPy, over the cores. The table is
     dense: at MNIST's density (about 20% of the non-zero columns) a CSR table is no faster on
     one BLAS thread and slower on two (bench/bench_layer_cg.py). It reads the M̄_d of `sums`
     in place, so it describes the prefix it was made for only until `sums.add` is called again.
+
+    Args:
+        sums: The per-input sums of the prefix.
+        executor: Runs the chunks (its `map`); None: one after another on this thread.
+        chunk_inputs: Inputs per chunk.
 
     Attributes:
         columns: `[P']` the columns of x̃ that are non-zero in some input of the prefix.
@@ -270,7 +305,9 @@ class InputGram:
         shape: The operator's shape, `(P'·u, P'·u)`.
     """
 
-    def __init__(self, sums: InputSums):
+    def __init__(self, sums: InputSums, executor=None, chunk_inputs: int = MATVEC_CHUNK_INPUTS):
+        self._map = map if executor is None else executor.map
+        self._chunk_inputs = chunk_inputs
         table = sums.factors.input_table[sums.input_order[:sums.present]]
         self.columns = np.flatnonzero(np.any(table != 0, axis=0))
         self.table = table[:, self.columns].astype(np.float64)
@@ -281,13 +318,22 @@ class InputGram:
 
     def matvec(self, vector: np.ndarray) -> np.ndarray:
         """`[P'·u]` Hv of v `[P'·u]` (V `[P', u]` flattened row by row)."""
-        projected = self.table @ vector.reshape(len(self.columns), self.units)
-        curvature = np.einsum("dkl,dl->dk", self.input_jtj, projected)
-        return (self.table.T @ curvature).reshape(-1)
+        coefficients = vector.reshape(len(self.columns), self.units)
+
+        def chunk_product(start: int) -> np.ndarray:
+            rows = self.table[start:start + self._chunk_inputs]
+            curvature = np.einsum("dkl,dl->dk", self.input_jtj[start:start + self._chunk_inputs], rows @ coefficients)
+            return rows.T @ curvature
+
+        starts = range(0, len(self.table), self._chunk_inputs)
+        if self._map is map or len(starts) == 1:  # one chunk: BLAS's own threads serve it best
+            return sum(map(chunk_product, starts), np.zeros_like(coefficients)).reshape(-1)
+        with _blas_controller().limit(limits=1, user_api="blas"):  # else each thread's BLAS would spawn threads
+            return sum(self._map(chunk_product, starts), np.zeros_like(coefficients)).reshape(-1)
 
     def kronecker_inverse(self, mean_jtj: np.ndarray) -> scipy.sparse.linalg.LinearOperator:
         """The Kronecker preconditioner (`_kronecker_inverse`) of this prefix, given (Σκ M)/(Σκ) `[u, u]`."""
-        return _kronecker_inverse(self.table.T @ (self.input_weight[:, None] * self.table), mean_jtj)
+        return _kronecker_inverse(weighted_gram(self.table, self.input_weight), mean_jtj)
 
 
 def preconditioned_cg(matvec, target: np.ndarray, start: np.ndarray, preconditioner, tolerance: float,
@@ -365,11 +411,14 @@ class CGLayerSolver:
         maxiter: CG iteration limit per grid point.
         max_input_sums_bytes: The largest float64 M̄ `[D, u, u]` (D the stored distinct inputs)
             held in memory for the per-input operator.
+        workers: Threads of the per-input operator's matvec (default: the cores this process may
+            use); while they run, BLAS runs on one thread each.
     """
 
     def __init__(self, factors: ChainFactors, ends: np.ndarray, rtol: float, maxiter: int,
-                 max_input_sums_bytes: int = MAX_INPUT_SUMS_BYTES):
+                 max_input_sums_bytes: int = MAX_INPUT_SUMS_BYTES, workers: int | None = None):
         self.factors, self.ends, self.rtol, self.maxiter = factors, ends, rtol, maxiter
+        self.workers = workers or available_cores()
         size, units = factors.size, factors.units
         self.linear, self.constant = np.zeros((size, units)), 0.0
         self.jtj_sum, self.weight_sum = np.zeros((units, units)), 0.0
@@ -396,17 +445,21 @@ class CGLayerSolver:
 
     def close(self, position: int) -> None:
         start = time.perf_counter()
-        self._solve(position)
+        if self.sums is None or self.workers == 1:
+            self._solve(position, None)
+        else:
+            with ThreadPoolExecutor(self.workers) as executor:
+                self._solve(position, executor)
         self.results["solve_seconds"][position] = time.perf_counter() - start
 
-    def _solve(self, position: int) -> None:
+    def _solve(self, position: int, executor) -> None:
         results, units = self.results, self.factors.units
         gradient_scale = np.linalg.norm(self.linear)
         if gradient_scale == 0:  # no examples yet, or g = 0: v = 0 is a minimizer
             self.solution[:] = 0.0
             results["minimum"][position], results["converged"][position] = self.constant, True
             return
-        gram = InputGram(self.sums) if self.sums is not None else ExampleGram(self.factors, int(self.ends[position]))
+        gram = InputGram(self.sums, executor) if self.sums is not None else ExampleGram(self.factors, int(self.ends[position]))
         preconditioner = gram.kronecker_inverse(self.jtj_sum / self.weight_sum)
         target = -self.linear[gram.columns].reshape(-1)
         iterate, iterations, error_estimate = preconditioned_cg(
@@ -428,13 +481,13 @@ class CGLayerSolver:
 
 
 def cg_chain_minima(factors: ChainFactors, ends: np.ndarray, rtol: float, maxiter: int,
-                    max_input_sums_bytes: int = MAX_INPUT_SUMS_BYTES) -> dict:
+                    max_input_sums_bytes: int = MAX_INPUT_SUMS_BYTES, workers: int | None = None) -> dict:
     """Each grid point's minimum by `CGLayerSolver` (its Args), from one pass over the rounds.
 
     Returns:
         `[G]` arrays "minimum", "gradient_norm" (the relative residual), "iterations", "converged",
         "solve_seconds" (the wall time of each grid point's solve).
     """
-    solver = CGLayerSolver(factors, ends, rtol, maxiter, max_input_sums_bytes)
+    solver = CGLayerSolver(factors, ends, rtol, maxiter, max_input_sums_bytes, workers)
     run_chain_pass(factors, [(0, solver)], ends)
     return solver.finish()

@@ -14,6 +14,9 @@ def weighted_gram(rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
     With w ≥ 0 it is the Gram of √w ⊙ X, formed by one symmetric rank-k update (BLAS
     `dsyrk`, half the multiplications of a general product); otherwise a general product.
     """
+    used = weights != 0  # e.g. the inputs on which a rectifier was off whenever it saw them
+    if not used.all():
+        rows, weights = rows[used], weights[used]
     if rows.size == 0:
         return np.zeros((rows.shape[1],) * 2)
     if np.any(weights < 0):
