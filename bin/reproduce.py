@@ -21,6 +21,9 @@ from keras_taylor import experiments, report
 from keras_taylor_bin import train_flags
 
 _OPTIMIZERS = flags.DEFINE_list("optimizers", ["sgd", "rmsprop", "adam"], "Optimizers to compare.")
+_LEARNING_RATES = flags.DEFINE_list(
+    "learning_rates", [], "Rates as optimizer=rate pairs, e.g. sgd=2,sgd=8,sgd=32 (an optimizer at several rates "
+    "gets a run per rate); an optimizer not named here runs at its task's default rate.")
 # The defaults are a first look, a few minutes on 2 CPU cores: one seed, 10 sampled units per layer,
 # 8 grid points, a 2,000-image probe set. The paper's setting is a flag away (README, results/).
 _SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per optimizer (0 .. seeds-1).")
@@ -44,10 +47,12 @@ def main(argv):
                                                  grid_points=_GRID_POINTS.value,
                                                  layer_cg_rtol=_LAYER_CG_RTOL.value)
     results_dir = pathlib.Path(_RESULTS_DIR.value or f"reproduced/{task}")
+    rates = _rates_by_optimizer(_LEARNING_RATES.value)
     records = []
-    for optimizer in _OPTIMIZERS.value:
+    settings = [(optimizer, rate) for optimizer in _OPTIMIZERS.value for rate in rates.get(optimizer, [None])]
+    for optimizer, rate in settings:
         for seed in range(_SEEDS.value):
-            config = train_flags.train_config(optimizer, None, seed)
+            config = train_flags.train_config(optimizer, rate, seed)
             records.append(results_dir / "runs" / f"{config.run_name()}.json")
             if report.existing_run_record(records[-1], config.to_json(), dataclasses.asdict(analysis_config)):
                 print(f"{records[-1]}: done with the same settings, skipped.")
@@ -58,6 +63,18 @@ def main(argv):
     if _FIGURE1.value:
         experiments.figure1(experiments.Figure1Config(), results_dir)
     print(f"Results written to {results_dir}")
+
+
+def _rates_by_optimizer(pairs) -> dict:
+    """`{optimizer: [rate, ...]}` of `--learning_rates`' optimizer=rate pairs."""
+    rates = {}
+    for pair in pairs:
+        optimizer, _, rate = pair.partition("=")
+        if optimizer not in _OPTIMIZERS.value or not rate:
+            raise app.UsageError(f"--learning_rates takes optimizer=rate pairs naming optimizers of --optimizers "
+                                 f"({_OPTIMIZERS.value}). Received: {pair!r}")
+        rates.setdefault(optimizer, []).append(float(rate))
+    return rates
 
 
 def run():

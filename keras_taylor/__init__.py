@@ -29,6 +29,7 @@ _SUBMODULES = (
     "layers",
     "losses",
     "models",
+    "open_questions",
     "optimizers",
     "plotting",
     "quadratic_terms",

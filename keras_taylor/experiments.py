@@ -163,11 +163,11 @@ def build_model(config: TrainConfig):
     from keras_taylor import models  # pylint: disable=import-outside-toplevel
 
     if config.task == "autoencoder":
-        model, loss = models.autoencoder(seed=config.seed), "mse"
-    else:
+        model, loss, metrics = models.autoencoder(seed=config.seed), "mse", []
+    else:  # the paper trains the convnet until training accuracy passes 99%: log it every epoch
         model = models.convnet(seed=config.seed)
-        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    model.compile(make_optimizer(config.optimizer, config.resolved_learning_rate), loss)
+        loss, metrics = keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"]
+    model.compile(make_optimizer(config.optimizer, config.resolved_learning_rate), loss, metrics=metrics)
     return model
 
 
@@ -261,10 +261,21 @@ def sweep_learning_rate(config: TrainConfig, rates, output_dir, summary_path=Non
 
 
 def read_history(run_dir) -> dict:
-    """The Keras epoch log of a run: {"epoch": [...], "loss": [...]}."""
+    """The Keras epoch log of a run: {"epoch": [...], "loss": [...]} and every other metric it logged
+    (e.g. "accuracy")."""
     with open(pathlib.Path(run_dir) / "history.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return {"epoch": [int(row["epoch"]) for row in rows], "loss": [float(row["loss"]) for row in rows]}
+    metrics = [name for name in (rows[0] if rows else {}) if name not in ("epoch", "loss")]
+    return {"epoch": [int(row["epoch"]) for row in rows], "loss": [float(row["loss"]) for row in rows],
+            **{name: [_logged_number(row[name]) for row in rows] for name in metrics}}
+
+
+def _logged_number(text: str) -> float | None:
+    """A CSVLogger cell: a number, or None where nothing was logged ("NA": no validation data)."""
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------ analysis
@@ -293,6 +304,16 @@ class AnalysisConfig:
     layer_cg_rtol: float = 1e-4
 
 
+def prefix_epochs(epochs: int) -> list[int]:
+    """The shorter training lengths at which an analysis also measures a run, for verdicts by length:
+    1, 2, 5, 10, 20, 50, ... epochs, those below `epochs`."""
+    lengths, decade = [], 1
+    while decade < epochs:
+        lengths += [step * decade for step in (1, 2, 5) if step * decade < epochs]
+        decade *= 10
+    return lengths
+
+
 def _grid(run, points: int) -> np.ndarray:
     """About `points` log-spaced N among the run's checkpoints (always including the last)."""
     from keras_taylor import analysis  # pylint: disable=import-outside-toplevel
@@ -300,18 +321,12 @@ def _grid(run, points: int) -> np.ndarray:
     return analysis.nearest_grid(analysis.checkpoint_rounds(run), points)
 
 
-def _fit_json(fit) -> dict:
-    return {"exponent": fit.exponent, "interval": list(fit.interval), "confidence": fit.confidence,
-            "sign": fit.sign, "status": fit.status, "rounds_used": fit.rounds_used.tolist(),
-            "coefficient": fit.coefficient}
-
-
 def _curve_json(curve, fit) -> dict:
     diagnostics = curve.diagnostics
     return {
         "rounds": curve.rounds.tolist(), "cumulative_loss": curve.cumulative_loss.tolist(),
         "cumulative_taylor_optimum": curve.cumulative_taylor_optimum.tolist(), "regret": curve.regret.tolist(),
-        "fit": _fit_json(fit),
+        "fit": fit.to_json(),
         "solver": {"method": diagnostics.method, "all_converged": bool(np.all(diagnostics.converged)),
                    "ill_conditioned_rounds": curve.rounds[diagnostics.ill_conditioned].tolist(),
                    "max_gradient_norm": float(np.max(diagnostics.gradient_norm)),
@@ -330,7 +345,7 @@ def _band_json(band, fits) -> dict:
         "neurons": band.neurons.tolist(), "rounds": band.rounds.tolist(),
         "cumulative_loss": band.cumulative_loss.tolist(),
         "cumulative_taylor_optimum": band.cumulative_taylor_optimum.tolist(), "regret": band.regret.tolist(),
-        "fits": [_fit_json(fit) for fit in fits],
+        "fits": [fit.to_json() for fit in fits],
         "exponent_mean": float(np.nanmean(exponents)) if np.any(np.isfinite(exponents)) else None,
         "exponent_std": float(np.nanstd(exponents)) if np.any(np.isfinite(exponents)) else None,
         "fit_status_counts": {status: statuses.count(status) for status in sorted(set(statuses))},
@@ -367,7 +382,7 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
     Returns:
         The analysis as a JSON-ready dict (also in `run_dir/analysis.json`).
     """
-    from keras_taylor import analysis, exploration  # pylint: disable=import-outside-toplevel
+    from keras_taylor import analysis  # pylint: disable=import-outside-toplevel
 
     run_dir = pathlib.Path(run_dir)
     done = run_dir / "done.json"
@@ -412,8 +427,7 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
                         if (layer, scale) in regrets.missing:
                             entry[scale] = {"missing": regrets.missing[(layer, scale)]}
             else:
-                result["exploration"] = _exploration(
-                    exploration.PackedConfigurations.from_run(activations_dir), config.log_volume_k)
+                result.update(explore_run(activations_dir, config.log_volume_k, result["run"]["config"]["epochs"]))
         except analysis.MissingStatisticsError as error:
             if kind == "layers":
                 result["layers"] = {layer: {"layer": {"missing": str(error)}, "neuron": {"missing": str(error)}}
@@ -458,10 +472,30 @@ def _json_number(value):
     raise TypeError(f"not JSON serializable: {type(value)}")
 
 
+def explore_run(activations_dir, log_volume_k: int, epochs: int) -> dict:
+    """The exploration metrics of a run's activation records, over the whole run and its prefixes.
+
+    Args:
+        activations_dir: The run's `activations` directory (`ActivationRecorder`).
+        log_volume_k: Top singular values in the log-volume (fewer when there are fewer records).
+        epochs: The run's length: its `prefix_epochs` with at least two records are measured too.
+
+    Returns:
+        `{"exploration": metrics, "exploration_by_length": {str(E): metrics of the first E epochs}}`.
+    """
+    from keras_taylor import exploration  # pylint: disable=import-outside-toplevel
+
+    configs = exploration.PackedConfigurations.from_run(activations_dir)
+    return {"exploration": _exploration(configs, log_volume_k),
+            "exploration_by_length": {str(length): _exploration(configs.first_epochs(length), log_volume_k)
+                                      for length in prefix_epochs(epochs) if np.sum(configs.epochs < length) >= 2}}
+
+
 def _exploration(configs, k: int) -> dict:
     from keras_taylor import exploration  # pylint: disable=import-outside-toplevel
 
     distances = exploration.min_hamming(configs)
+    dead = exploration.dead_units(configs)  # [N, M]
     k = min(k, len(configs) - 1)  # centering leaves rank ≤ N − 1
     log_volume = exploration.log_volume(configs, k=k)
     per_layer = {}
@@ -479,6 +513,9 @@ def _exploration(configs, k: int) -> dict:
         "log_volume": _summary_of_values(log_volume),
         "log_volume_sorted": [None if not np.isfinite(v) else float(v) for v in log_volume],
         "per_layer": per_layer,
+        "dead_units": {"total": dead.sum(axis=1).tolist(),  # per record: units off on every probe point
+                       "per_layer": {name: dead[:, units].sum(axis=1).tolist()
+                                     for name, units in (configs.layer_slices or {}).items()}},
     }
 
 

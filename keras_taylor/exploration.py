@@ -233,6 +233,21 @@ class PackedConfigurations:
         selected = self.packed if rounds is None else self.packed[rounds]
         return np.unpackbits(selected, axis=-1, count=self.num_units).view(bool)
 
+    def first_epochs(self, epochs: int) -> "PackedConfigurations":
+        """The configurations recorded during the first `epochs` epochs of training (epoch index
+        below `epochs`; a record before training has epoch −1), as a view of these.
+
+        Raises:
+            ValueError: if no configuration was recorded that early, or the epochs decrease somewhere.
+        """
+        if np.any(np.diff(self.epochs) < 0):
+            raise ValueError(f"The configurations are not in epoch order: epochs={self.epochs.tolist()}")
+        count = int(np.searchsorted(self.epochs, epochs))
+        if count == 0:
+            raise ValueError(f"No configuration was recorded before epoch {epochs}: epochs={self.epochs.tolist()}")
+        return dataclasses.replace(self, packed=self.packed[:count], steps=self.steps[:count],
+                                   epochs=self.epochs[:count])
+
     def layer(self, name: str, chunk_size: int = DEFAULT_CHUNK_POINTS) -> "PackedConfigurations":
         """The configurations of one layer's units only, repacked.
 
@@ -382,6 +397,27 @@ def switches(configs: Configurations, sort: bool = True, chunk_size: int = DEFAU
     ])
     proportions = counts / (configs.num_units * (rounds - 1))
     return np.sort(proportions) if sort else proportions
+
+
+def dead_units(configs: Configurations, chunk_size: int = DEFAULT_CHUNK_POINTS) -> np.ndarray:
+    """Which units are off on every probe point, at each round: dead on the probe set, exploring nothing.
+
+    The paper's metrics count a dead unit as not exploring (its column is constant); this says
+    which units those are, and when each died.
+
+    Args:
+        configs: bool `[N, D, M]` or `PackedConfigurations`.
+        chunk_size: Probe points processed at a time.
+
+    Returns:
+        bool `[N, M]`: True where unit m is off for all D points at round n.
+    """
+    configs = _as_packed(configs)
+    _check_chunk_size(chunk_size)
+    anywhere = np.zeros(configs.packed.shape[::2], np.uint8)  # [N, B]: OR over the points
+    for chunk in _masked_chunks(configs, chunk_size):
+        anywhere |= np.bitwise_or.reduce(chunk, axis=1)
+    return ~np.unpackbits(anywhere, axis=1, count=configs.num_units).view(bool)
 
 
 def centered_singular_values(configs: Configurations, chunk_size: int = DEFAULT_CHUNK_POINTS) -> np.ndarray:

@@ -6,13 +6,14 @@ Reads the `analysis.json` of every run under a task directory (written by
 `results/<task>/`. NumPy and matplotlib only.
 """
 
+import dataclasses
 import json
 import pathlib
 import types
 
 import numpy as np
 
-from keras_taylor import plotting
+from keras_taylor import open_questions, plotting
 from keras_taylor.storage import atomic_write
 from keras_taylor.analysis import GrowthFit, NeuronRegretBand, RegretCurve, SolverDiagnostics, fit_growth
 
@@ -22,8 +23,20 @@ TOP_NEURONS = 40  # the paper: Adam's top ~40 neurons explore like RMSProp's
 TOP_SHARE = 40 / 180
 
 
+def group_name(optimizer: str, learning_rate: float, rates_of_optimizer: int) -> str:
+    """How reports name the runs of one optimizer at one rate: the optimizer alone when it ran at one
+    rate, else with its rate ("sgd lr=2")."""
+    return optimizer if rates_of_optimizer == 1 else f"{optimizer} lr={learning_rate:g}"
+
+
+def optimizer_of(group: str) -> str:
+    """The optimizer of a `group_name`."""
+    return group.split(" lr=")[0]
+
+
 def load_analyses(runs) -> dict:
-    """`{optimizer: [analysis dict per seed, by seed]}` of analyzed runs.
+    """`{group: [analysis dict per seed, by seed]}` of analyzed runs, a group per optimizer and rate
+    (`group_name`: the optimizer's name when all its runs share one rate).
 
     Args:
         runs: A folder of run directories (every `*/analysis.json` in it), or a list of run
@@ -41,11 +54,13 @@ def load_analyses(runs) -> dict:
         analysis = json.loads(path.read_text())
         if path.name == "analysis.json":
             analysis["path"] = str(path.parent)
-        by_optimizer.setdefault(analysis["run"]["config"]["optimizer"].lower(), []).append(analysis)
+        config = analysis["run"]["config"]
+        by_optimizer.setdefault(config["optimizer"].lower(), {}).setdefault(_learning_rate(config), []).append(analysis)
     if not by_optimizer:
         raise FileNotFoundError(f"{runs} holds no analyzed runs (*/analysis.json).")
     ordered = sorted(by_optimizer, key=lambda name: (_OPTIMIZER_ORDER + (name,)).index(name))
-    return {name: sorted(by_optimizer[name], key=lambda a: a["run"]["config"]["seed"]) for name in ordered}
+    return {group_name(name, rate, len(by_optimizer[name])): sorted(group, key=lambda a: a["run"]["config"]["seed"])
+            for name in ordered for rate, group in sorted(by_optimizer[name].items())}
 
 
 def loss_blocks(losses: np.ndarray, blocks: int = 100) -> tuple[np.ndarray, np.ndarray]:
@@ -267,6 +282,153 @@ def claims(analyses: dict) -> dict:
     return summary
 
 
+def _cut_curve(record: dict, keep: np.ndarray, fraction: float, scale: str, layer: str | None) -> dict:
+    """A regret entry of analysis.json with its grid cut to `keep` and its growth fit(s) redone."""
+    cut = dict(record)
+    for key in ("rounds", "cumulative_loss", "cumulative_taylor_optimum", "regret"):
+        cut[key] = np.asarray(record[key])[..., keep].tolist()
+    if scale == "neuron":
+        band = band_from_json({**cut, "solver_all_converged": record.get("solver_all_converged", True)}, layer)
+        fits = [fit_growth(curve, fraction=fraction) for curve in band.curves]
+        regret = np.asarray(cut["regret"])
+        statuses = [fit.status for fit in fits]
+        cut.update(fits=[fit.to_json() for fit in fits],
+                   fit_status_counts={status: statuses.count(status) for status in sorted(set(statuses))},
+                   negative_final_regret=int(np.sum(regret[:, -1] < 0)) if regret.size else 0,
+                   zero_final_regret=int(np.sum(regret[:, -1] == 0)) if regret.size else 0)
+    else:
+        cut["fit"] = fit_growth(curve_from_json(cut, scale, layer), fraction=fraction).to_json()
+    return cut
+
+
+def prefix_analysis(analysis: dict, epochs: int) -> dict:
+    """An analysis (or run record) cut to the first `epochs` epochs of its run: what `claims` reads.
+
+    The regret curves keep their grid points within those epochs' rounds and are fitted again
+    over the same fraction of what remains; the exploration metrics are the analysis's own for
+    that prefix ("exploration_by_length", from the activation records of those epochs; absent:
+    no exploration); the final-epoch loss is that epoch's. A record keeps the per-round losses
+    as 100 block means: its prefix's mean loss averages the whole blocks within the prefix.
+
+    Raises:
+        ValueError: `epochs` is not between 1 and the run's epochs, or the history lacks that epoch.
+    """
+    run_epochs = int(analysis["run"]["config"]["epochs"])
+    if not 1 <= epochs <= run_epochs:
+        raise ValueError(f"A prefix needs 1 ≤ epochs ≤ {run_epochs} (the run's). Received: epochs={epochs}")
+    if epochs == run_epochs:
+        return analysis
+    history = analysis.get("history") or {}
+    if len(history.get("loss", [])) < epochs:
+        raise ValueError(f"The analysis's history has no loss for epoch {epochs}: {len(history.get('loss', []))} epochs.")
+    cut = {key: value for key, value in analysis.items() if key not in ("exploration", "exploration_by_length")}
+    cut["run"] = {**analysis["run"], "final_epoch_loss": history["loss"][epochs - 1],
+                  "config": {**analysis["run"]["config"], "epochs": epochs}}
+    cut["exploration"] = analysis.get("exploration_by_length", {}).get(str(epochs), {})
+    if "rounds" in analysis:
+        last = int(round(_round_count(analysis) * epochs / run_epochs))
+        rounds = analysis["rounds"]
+        if "loss" in rounds:
+            cut["rounds"] = {"count": last, "mean_loss": float(np.mean(rounds["loss"][:last]))}
+        else:
+            edges, means = np.asarray(rounds["block_edges"]), np.asarray(rounds["block_loss"])
+            inside = edges[1:] <= last
+            cut["rounds"] = {"count": last, "mean_loss": float(np.average(means[inside], weights=np.diff(edges)[inside]))
+                             if inside.any() else float(means[0])}
+        fraction = analysis["analysis_config"]["fit_fraction"]
+        if analysis.get("network") and "regret" in analysis["network"]:
+            keep = np.asarray(analysis["network"]["rounds"]) <= last
+            cut["network"] = _cut_curve(analysis["network"], keep, fraction, "network", None)
+        cut["layers"] = {}
+        for layer, entry in analysis.get("layers", {}).items():
+            cut["layers"][layer] = {
+                scale: (_cut_curve(record, np.asarray(record["rounds"]) <= last, fraction, scale, layer)
+                        if "regret" in record else record)
+                for scale, record in entry.items()}
+    return cut
+
+
+def lengths_measured(analyses: dict) -> list[int]:
+    """The training lengths (epochs) at which every run of `analyses` can be judged: each run's own
+    length if all runs share it, and the prefixes all runs measured exploration at."""
+    runs = [run for group in analyses.values() for run in group]
+    common = set.intersection(*({int(key) for key in run.get("exploration_by_length", {})} for run in runs))
+    full = {int(run["run"]["config"]["epochs"]) for run in runs}
+    shortest = min(full)
+    return sorted({length for length in common if length <= shortest} | ({shortest} if len(full) == 1 else set()))
+
+
+def verdicts_by_length(analyses: dict) -> dict:
+    """`{epochs: claim_rows}`: every claim judged on the first `epochs` epochs of the same runs."""
+    return {length: claim_rows(claims({group: [prefix_analysis(run, length) for run in runs]
+                                       for group, runs in analyses.items()}))
+            for length in lengths_measured(analyses)}
+
+
+# What the by-length figure draws of each run, with the claim each belongs to.
+LENGTH_QUANTITIES = (
+    ("final-epoch training loss", ("final_epoch_loss",)),
+    ("mean min Hamming distance (normalized)", ("exploration", "mean_min_hamming_normalized")),
+    ("mean switch proportion", ("exploration", "mean_switch_proportion")),
+    ("mean finite log-volume", ("exploration", "mean_finite_log_volume")),
+)
+
+
+def _layer_exponent_mean(entry: dict) -> float | None:
+    """The mean over layers of one optimizer's mean layer-scale exponents (None: no layer fitted)."""
+    values = [record["layer"]["mean"] for record in entry["regret_exponents"].values()
+              if record["layer"]["mean"] is not None]
+    return float(np.mean(values)) if values else None
+
+
+def quantities_by_length(analyses: dict) -> dict:
+    """`{quantity: {group: [(epochs [L], value per run [L]) per seed]}}` over `lengths_measured`,
+    NaN where a prefix lacks the quantity; the quantities of `LENGTH_QUANTITIES` and the mean
+    layer-scale growth exponent."""
+    lengths = lengths_measured(analyses)
+    names = [name for name, _ in LENGTH_QUANTITIES] + ["mean layer-scale regret exponent"]
+    result = {name: {} for name in names}
+    for group, runs in analyses.items():
+        for run in runs:
+            values = {name: [] for name in names}
+            for length in lengths:
+                entry = claims({group: [prefix_analysis(run, length)]})[group]
+                for name, keys in LENGTH_QUANTITIES:
+                    values[name].append(_mean({group: entry}, group, *keys))
+                values[names[-1]].append(_layer_exponent_mean(entry))
+            for name in names:
+                result[name].setdefault(group, []).append(
+                    (np.asarray(lengths, np.float64), np.array([np.nan if v is None else v for v in values[name]])))
+    return result
+
+
+def run_rows(analyses: dict) -> list[dict]:
+    """One row per run: the settings that tell runs apart and the final training loss (and accuracy)."""
+    rows = []
+    for runs in analyses.values():
+        for run in runs:
+            config, history = run["run"]["config"], run.get("history") or {}
+            row = {"task": config["task"], "optimizer": config["optimizer"],
+                   "learning_rate": _learning_rate(config), "seed": config["seed"], "epochs": config["epochs"],
+                   "examples": run["run"].get("examples"), "probe_size": config.get("probe_size"),
+                   "final_loss": run["run"]["final_epoch_loss"]}
+            if config["task"] == "convnet":
+                accuracy = history.get("accuracy") or [None]
+                row["final_accuracy"] = accuracy[-1]
+            rows.append(row)
+    return rows
+
+
+def _learning_rate(config: dict) -> float:
+    """The rate a run trained at: its own, else its task's default (the run name holds it)."""
+    from keras_taylor import experiments  # pylint: disable=import-outside-toplevel
+
+    if config.get("learning_rate") is not None:
+        return config["learning_rate"]
+    known = {field.name for field in dataclasses.fields(experiments.TrainConfig)}
+    return experiments.TrainConfig(**{key: value for key, value in config.items() if key in known}).resolved_learning_rate
+
+
 def top_count(units: int) -> int:
     """How many of a layer's units make its "top" (`TOP_SHARE` of them, at least one)."""
     return max(1, round(TOP_SHARE * units))
@@ -418,6 +580,28 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
             opt: np.asarray([-np.inf if v is None else v for v in runs[0]["exploration"]["log_volume_sorted"]])
             for opt, runs in explored.items()}, xlabel="units (sorted)", title="log-volume of each unit (seed 0)")
         save(figure, "fig5_exploration")
+
+    versus = open_questions.exploration_vs_loss(analyses)
+    if any(entry["runs"] for entry in versus.values()):  # not in the paper: exploration against final loss
+        figure = matplotlib.figure.Figure(figsize=(3.6 * len(versus), 3.4), layout="constrained")
+        for index, (name, entry) in enumerate(versus.items()):
+            groups = {}
+            for point in entry["runs"]:
+                values, losses = groups.setdefault(point["group"], ([], []))
+                values.append(np.nan if point["value"] is None else point["value"])
+                losses.append(point["final_loss"])
+            rho = entry["correlation"]["rho"]
+            plotting.plot_exploration_vs_loss(figure.add_subplot(1, len(versus), index + 1), groups, name,
+                                              title="Spearman ρ " + ("n/a" if rho is None else f"{rho:.2f}"))
+        save(figure, "exploration_vs_loss")
+
+    if len(lengths_measured(analyses)) > 1:  # not in the paper: how each claim's quantity moves with length
+        quantities = quantities_by_length(analyses)
+        figure = matplotlib.figure.Figure(figsize=(3.4 * len(quantities), 3.4), layout="constrained")
+        for index, (name, values) in enumerate(quantities.items()):
+            plotting.plot_metric_by_length(figure.add_subplot(1, len(quantities), index + 1), values, name,
+                                           title=f"{name}\non the first E epochs")
+        save(figure, "verdicts_by_length")
     return written
 
 
@@ -481,9 +665,17 @@ def claim_rows(summary: dict) -> list[dict]:
         return {"claim": label, "measured": text,
                 "verdict": "reproduced" if wins == 3 else f"not reproduced ({first} higher on {wins} of 3)"}
 
-    rows.append(compare("rmsprop", "sgd", "RMSProp explores more than SGD on all three metrics"))
+    # SGD at several rates (the paper: RMSProp out-explores SGD "for multiple learning rates"): a row per rate.
+    sgd_groups = [group for group in summary if optimizer_of(group) == "sgd"] or ["sgd"]
+
+    def at_rate(group: str) -> str:
+        return "" if group == "sgd" else f" at {group.split(' ', 1)[1]}"
+
+    for group in sgd_groups:
+        rows.append(compare("rmsprop", group, f"RMSProp explores more than SGD{at_rate(group)} on all three metrics"))
     rows.append(compare("rmsprop", "adam", "Adam explores less than RMSProp (all three metrics)"))
-    rows.append(compare("adam", "sgd", "Adam explores more than SGD (all three metrics)"))
+    for group in sgd_groups:
+        rows.append(compare("adam", group, f"Adam explores more than SGD{at_rate(group)} (all three metrics)"))
     adam_top, rms_top = (_mean(summary, opt, "exploration", "top_log_volume_mean") for opt in ("adam", "rmsprop"))
     if adam_top is None or rms_top is None or not np.isfinite(adam_top) or not np.isfinite(rms_top):
         rows.append({"claim": f"Adam's top ~{TOP_NEURONS} units explore like RMSProp's", "measured": "n/a",
@@ -495,13 +687,14 @@ def claim_rows(summary: dict) -> list[dict]:
                                  f"rmsprop {rms_top:.4g} ({difference:.0%} apart)",
                      "verdict": "reproduced" if difference <= 0.1 else "not reproduced (more than 10% apart)"})
     rows.append(top_per_layer_row(summary))
-    losses = {opt: _mean(summary, opt, "final_epoch_loss") for opt in ("sgd", "rmsprop", "adam")}
-    if None in losses.values():
-        rows.append({"claim": "Adaptive optimizers reach a lower training loss than SGD", "measured": "n/a",
-                     "verdict": "not tested"})
-    else:
-        better = [opt for opt in ("rmsprop", "adam") if losses[opt] < losses["sgd"]]
-        rows.append({"claim": "Adaptive optimizers (RMSProp, Adam) reach a lower training loss than SGD",
+    for group in sgd_groups:
+        losses = {opt: _mean(summary, opt, "final_epoch_loss") for opt in (group, "rmsprop", "adam")}
+        if None in losses.values():
+            rows.append({"claim": f"Adaptive optimizers reach a lower training loss than SGD{at_rate(group)}",
+                         "measured": "n/a", "verdict": "not tested"})
+            continue
+        better = [opt for opt in ("rmsprop", "adam") if losses[opt] < losses[group]]
+        rows.append({"claim": f"Adaptive optimizers (RMSProp, Adam) reach a lower training loss than SGD{at_rate(group)}",
                      "measured": ", ".join(f"{opt} {loss:.4g}" for opt, loss in losses.items()),
                      "verdict": "reproduced" if len(better) == 2 else
                      f"not reproduced (lower than SGD: {', '.join(better) or 'neither'})"})
@@ -570,8 +763,25 @@ def scale_statement(task: str, examples: int, epochs: int) -> tuple[bool, str]:
     )
 
 
-def markdown(summary: dict, analyses: dict, command: str, figures_written) -> str:
-    """The report: claims vs numbers, tables per optimizer, the figures and the command."""
+def length_table(by_length: dict) -> list[str]:
+    """Markdown lines: one row per claim, one column per training length, each cell the verdict."""
+    lengths = list(by_length)
+    if len(lengths) < 2:
+        return []
+    lines = ["## Verdicts by training length\n",
+             "Each claim judged on the first E epochs of the same runs (the regret fits on the grid points "
+             "within them, the exploration metrics on the activation records of those epochs, the loss of "
+             "epoch E); `verdicts_by_length` in summary.json has the measured numbers.\n",
+             "| claim | " + " | ".join(f"{length} epoch{'s' if length != 1 else ''}" for length in lengths) + " |",
+             "|---|" + "---|" * len(lengths)]
+    for index, row in enumerate(by_length[lengths[-1]]):
+        cells = [by_length[length][index]["verdict"] if index < len(by_length[length]) else "n/a" for length in lengths]
+        lines.append(f"| {row['claim']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def markdown(summary: dict, analyses: dict, command: str, figures_written, by_length: dict | None = None) -> str:
+    """The report: claims vs numbers, verdicts by length, tables per optimizer, the figures and the command."""
     optimizers = list(summary)
     layers = _layers(analyses)
     first = next(iter(analyses.values()))[0]["run"]
@@ -584,6 +794,7 @@ def markdown(summary: dict, analyses: dict, command: str, figures_written) -> st
     for row in claim_rows(summary):
         lines.append(f"| {row['claim']} | {row['measured']} | {row['verdict']} |")
     lines.append("")
+    lines += length_table(by_length or {})
     lines.append("## Training loss\n\n| optimizer | final-epoch loss | average per-round loss |\n|---|---|---|")
     for opt in optimizers:
         lines.append(f"| {opt} | {_cell(summary[opt]['final_epoch_loss'], 4)} | "
@@ -655,9 +866,57 @@ def write_report(runs, output_dir, command: str, dpi: int = 150) -> dict:
     output_dir.mkdir(parents=True, exist_ok=True)
     analyses = load_analyses(runs)
     summary = claims(analyses)
+    by_length = verdicts_by_length(analyses)
+    questions = open_questions.open_questions(analyses)
     written = figures(analyses, output_dir, dpi=dpi)
     (output_dir / "summary.json").write_text(json.dumps(
-        {"command": command, "claims": claim_rows(summary), "optimizers": summary}, indent=1))
+        {"command": command, "runs": run_rows(analyses), "claims": claim_rows(summary), "optimizers": summary,
+         "verdicts_by_length": {str(length): rows for length, rows in by_length.items()},
+         "open_questions": questions}, indent=1))
     (output_dir / "README.md").write_text(f"# {pathlib.Path(output_dir).name}: measured\n\n"
-                                          + markdown(summary, analyses, command, written))
+                                          + markdown(summary, analyses, command, written, by_length)
+                                          + "\n".join(open_question_lines(questions)))
     return summary
+
+
+def _interval(correlation: dict) -> str:
+    if correlation["rho"] is None:
+        return f"n/a ({correlation['n']} runs; at least {open_questions.MIN_RUNS} needed)"
+    low, high = correlation["interval"]
+    bounds = "n/a" if low is None else f"{low:.2f} to {high:.2f}"
+    return f"{correlation['rho']:.2f} (95% bootstrap interval {bounds}; p = {correlation['p_value']:.2g}, {correlation['n']} runs)"
+
+
+def open_question_lines(questions: dict) -> list[str]:
+    """Markdown: the open questions' numbers (`open_questions.open_questions`)."""
+    lines = ["## What the paper left open\n", "Is exploration needed for a low loss? Spearman's ρ between each run's "
+             "exploration metric and its final-epoch loss, across every run here (a negative ρ: runs that explore "
+             "more end lower):\n", "| metric | ρ |", "|---|---|"]
+    lines += [f"| {name} | {_interval(entry['correlation'])} |" for name, entry in questions["exploration_vs_loss"].items()]
+    if questions["dead_units"]:
+        lines += ["", "Dead units (off on every probe point at the last record; per seed), when the count "
+                  "settled, and the switch proportion over all units vs over the units alive at the end:\n",
+                  "| group | dead at the end | per layer | settled by epoch | switches (all) | switches (alive) |",
+                  "|---|---|---|---|---|---|"]
+        for group, entry in questions["dead_units"].items():
+            per_layer = "; ".join(f"{layer} {counts}" for layer, counts in entry["final_dead_per_layer"].items())
+            switches = [[None if v is None else round(v, 4) for v in entry[key]]
+                        for key in ("switch_proportion_all", "switch_proportion_alive")]
+            lines.append(f"| {group} | {entry['final_dead']} of {entry['units']} | {per_layer} | "
+                         f"{entry['dead_by_epoch']} | {switches[0]} | {switches[1]} |")
+    layers = questions["layer_exploration"]
+    if layers:
+        names = list(next(iter(layers.values())))
+        lines += ["", "Early and late layers: mean finite log-volume (share of units with a finite one), mean over "
+                  "seeds:\n", "| group | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for group, entry in layers.items():
+            cells = [("n/a" if entry.get(name, {}).get("mean_finite_log_volume") is None else
+                      f"{entry[name]['mean_finite_log_volume']:.3g} ({entry[name]['finite_share']:.0%})") for name in names]
+            lines.append(f"| {group} | " + " | ".join(cells) + " |")
+    lines += ["", f"Does exploration end before the loss stops falling? Per seed, the epoch after which the min Hamming "
+              f"distance stays below {open_questions.EXPLORATION_END_SHARE:.0%} of its peak, and the first epoch "
+              f"within {open_questions.LOSS_PLATEAU_TOLERANCE:.0%} of the final loss:\n",
+              "| group | exploration ends (epoch) | loss plateau (epoch) |", "|---|---|---|"]
+    for group, ends in questions["exploration_end"].items():
+        lines.append(f"| {group} | {[end['exploration_ends'] for end in ends]} | {[end['loss_plateau'] for end in ends]} |")
+    return lines + [""]

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 TINY = ["--limit=96", "--epochs=1", "--batch_size=32", "--probe_size=40", "--activation_records=2", "--verbose=0",
@@ -68,20 +69,32 @@ def test_sweep_picks_the_lowest_loss(tmp_path):
 
 
 def test_reproduce_end_to_end_and_resumed_from_its_run_records(tmp_path):
-    flags = [*TINY, "--optimizers=sgd,rmsprop", "--seeds=1", "--analysis_neurons=2", "--nofigure1",
-             f"--work_dir={tmp_path / 'runs'}", f"--results_dir={tmp_path / 'results'}"]
+    flags = [*TINY, "--epochs=2", "--activation_records=5", "--optimizers=sgd,rmsprop", "--seeds=1",
+             "--analysis_neurons=2", "--nofigure1", f"--work_dir={tmp_path / 'runs'}",
+             f"--results_dir={tmp_path / 'results'}"]
     _run("reproduce", *flags, "--grid_points=4", cwd=tmp_path)
     summary = json.loads((tmp_path / "results" / "summary.json").read_text())
     assert set(summary["optimizers"]) == {"sgd", "rmsprop"}
     assert "exploration" in summary["optimizers"]["sgd"]
+    assert [(row["optimizer"], row["learning_rate"], row["epochs"]) for row in summary["runs"]] == [
+        ("sgd", 8.0, 2), ("rmsprop", 0.001, 2)]
+    assert list(summary["verdicts_by_length"]) == ["1", "2"]  # the first epoch, and the whole runs
+    assert summary["verdicts_by_length"]["2"] == summary["claims"]
     records = sorted((tmp_path / "results" / "runs").glob("*.json"))
     assert [path.name for path in records] == ["rmsprop_lr0.001_seed0.json", "sgd_lr8_seed0.json"]
     run_dirs = sorted((tmp_path / "runs" / "autoencoder").iterdir())
+    from keras_taylor import exploration, report  # pylint: disable=import-outside-toplevel
+
     for record, run_dir in zip(records, run_dirs):  # the record is the analysis without its per-round arrays
         stored, full = json.loads(record.read_text()), json.loads((run_dir / "analysis.json").read_text())
         assert stored["layers"] == full["layers"] and stored["exploration"] == full["exploration"]
         assert stored["rounds"]["count"] == len(full["rounds"]["loss"])
-    from keras_taylor import report  # pylint: disable=import-outside-toplevel
+        # The first epoch's exploration: the metrics of the activation records made during it.
+        first = exploration.PackedConfigurations.from_run(run_dir / "activations").first_epochs(1)
+        by_length = stored["exploration_by_length"]["1"]
+        assert by_length["steps"] == first.steps.tolist() and len(first) < len(stored["exploration"]["steps"])
+        distances = exploration.min_hamming(first).normalized
+        assert by_length["min_hamming_normalized"] == [None if not np.isfinite(v) else v for v in distances]
 
     from_run_dirs = report.write_report(run_dirs, tmp_path / "from_run_dirs", "test")
     assert json.loads(json.dumps(from_run_dirs)) == summary["optimizers"]

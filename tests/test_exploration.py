@@ -295,6 +295,33 @@ def test_layer_takes_its_units(rng):
         PackedConfigurations.from_bool(configs).layer("wide")
 
 
+@pytest.mark.parametrize("chunk_size", [1, 4, 100], ids=["chunk1", "chunk4", "one_chunk"])
+def test_dead_units_are_off_on_every_point(chunk_size, rng):
+    configs = _random_configurations(rng, (5, 9, 11))
+    configs[:, :, 3] = False  # dead throughout
+    configs[2:, :, 7] = False  # dies at round 2
+    configs[:, 4, 0] = True  # alive through one point only
+    packed = _with_junk_padding(PackedConfigurations.from_bool(configs), rng)
+    dead = exploration.dead_units(packed, chunk_size=chunk_size)
+    np.testing.assert_array_equal(dead, ~configs.any(axis=1))
+    assert dead[:, 3].all() and dead[2:, 7].all() and not dead[:, 0].any()
+
+
+def test_first_epochs_are_the_records_made_before_that_epoch(rng):
+    configs = _random_configurations(rng, (6, 5, 9))
+    epochs = np.array([-1, 0, 0, 1, 3, 3])  # before training, twice in the first epoch, none in the third
+    packed = PackedConfigurations.from_bool(configs, steps=np.arange(6) * 10, epochs=epochs)
+    for first, count in ((0, 1), (1, 3), (2, 4), (3, 4), (4, 6), (9, 6)):
+        prefix = packed.first_epochs(first)
+        np.testing.assert_array_equal(prefix.unpack(), configs[:count])
+        np.testing.assert_array_equal(prefix.steps, np.arange(count) * 10)
+        np.testing.assert_array_equal(prefix.epochs, epochs[:count])
+    with pytest.raises(ValueError, match="before epoch -1"):
+        packed.first_epochs(-1)
+    with pytest.raises(ValueError, match="not in epoch order"):
+        PackedConfigurations.from_bool(configs, epochs=epochs[::-1].copy()).first_epochs(2)
+
+
 @pytest.mark.parametrize(
     "bad",
     [np.zeros((2, 3, 4), np.uint8), np.zeros((2, 3, 4)), np.zeros((3, 4), bool), np.zeros((0, 3, 4), bool),

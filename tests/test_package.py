@@ -19,6 +19,7 @@ def test_analysis_side_imports_without_tensorflow():
         "import keras_taylor.schema, keras_taylor.storage, keras_taylor.quadratic_terms, keras_taylor.chain_rule\n"
         "import keras_taylor.taylor, keras_taylor.schedules\n"
         "import keras_taylor.analysis, keras_taylor.exploration, keras_taylor.plotting, keras_taylor.report\n"
+        "import keras_taylor.open_questions\n"
         "import keras_taylor.data, keras_taylor.experiments\n"
         "keras_taylor.load_run\n"
         "print(sorted(m for m in ('tensorflow', 'keras', 'tensorflow_datasets') if m in sys.modules))\n"

@@ -90,17 +90,11 @@ def _analysis_json_curve(rng) -> dict:
             "solver": {"all_converged": True}}
 
 
-def _fit_record(fit: analysis.GrowthFit) -> dict:
-    return {"exponent": fit.exponent, "interval": list(fit.interval), "confidence": fit.confidence,
-            "sign": fit.sign, "status": fit.status, "rounds_used": fit.rounds_used.tolist(),
-            "coefficient": fit.coefficient}
-
-
 def test_fit_from_json_reads_the_coefficient_and_recomputes_it_for_files_without_one(rng):
     for _ in range(3):
         curve = report.curve_from_json(json.loads(json.dumps(_analysis_json_curve(rng))), "layer", "dense")
         fit = analysis.fit_growth(curve)
-        record = json.loads(json.dumps(_fit_record(fit)))
+        record = json.loads(json.dumps(fit.to_json()))
         read = report.fit_from_json(record)
         assert read.coefficient == fit.coefficient and read.exponent == fit.exponent and read.status == "ok"
         np.testing.assert_array_equal(read.rounds_used, fit.rounds_used)
@@ -143,3 +137,128 @@ def test_fig6_losses_are_placed_by_epoch_alike_from_an_analysis_and_its_run_reco
     from_record = report.losses_by_epoch(report.run_record(analysis))
     np.testing.assert_allclose(from_record[0], epochs)
     np.testing.assert_allclose(from_record[1], means)
+
+
+def _exploration_summary(rng, records: int) -> dict:
+    """An analysis.json "exploration" entry with random metrics over `records` activation records."""
+    def summary(values):
+        return {"mean_finite": float(np.mean(values)), "num_infinite": 0,
+                "quantiles": np.quantile(values, np.linspace(0, 1, 101)).tolist()}
+
+    volumes = np.sort(rng.normal(size=12))
+    return {"steps": list(range(records)), "min_hamming_normalized": [None] + rng.random(records - 1).tolist(),
+            "switches": summary(rng.random(30)), "log_volume": summary(volumes),
+            "log_volume_sorted": volumes.tolist(), "per_layer": {}, "log_volume_k": 3, "num_units": 12,
+            "num_points": 30}
+
+
+def _run_analysis(rng, optimizer: str, seed: int, epochs: int = 10, rounds_per_epoch: int = 40,
+                  learning_rate: float = 0.1) -> dict:
+    """A synthetic analysis.json of an `epochs`-epoch run: a layer and a neuron band on a log grid,
+    per-round losses, an epoch history and exploration over the whole run and its 1-2-5 prefixes."""
+    rounds = rounds_per_epoch * epochs
+    # Log-spaced, with the end of the first epoch and of the fifth on the grid (a prefix keeps its last round).
+    grid = np.unique(np.concatenate([np.geomspace(1, rounds, 14).astype(np.int64), [rounds_per_epoch, 5 * rounds_per_epoch]]))
+    losses = rng.uniform(0.5, 1.0, rounds)
+    cumulative = np.cumsum(losses)[grid - 1]
+    layer_regret = rng.uniform(1, 2) * grid ** rng.uniform(0.3, 0.8) * np.exp(rng.normal(0, 0.1, grid.size))
+    neuron_regret = rng.uniform(0.1, 1, (3, 1)) * grid ** rng.uniform(0.2, 0.9, (3, 1))
+    layer = {"rounds": grid.tolist(), "cumulative_loss": cumulative.tolist(),
+             "cumulative_taylor_optimum": (cumulative - layer_regret).tolist(), "regret": layer_regret.tolist(),
+             "solver": {"all_converged": True}}
+    layer["fit"] = analysis.fit_growth(report.curve_from_json(layer, "layer", "dense")).to_json()
+    neuron = {"neurons": [0, 2, 5], "rounds": grid.tolist(), "cumulative_loss": cumulative.tolist(),
+              "cumulative_taylor_optimum": (cumulative - neuron_regret).tolist(), "regret": neuron_regret.tolist(),
+              "solver_all_converged": True}
+    band = report.band_from_json(neuron, "dense")
+    neuron.update(fits=[analysis.fit_growth(curve).to_json() for curve in band.curves],
+                  fit_status_counts={"ok": 3}, negative_final_regret=0)
+    history = {"epoch": list(range(epochs)), "loss": np.sort(rng.uniform(0.1, 1, epochs))[::-1].tolist()}
+    return {"run": {"config": {"task": "autoencoder", "optimizer": optimizer, "learning_rate": learning_rate, "seed": seed,
+                               "epochs": epochs, "probe_size": 30},
+                    "final_epoch_loss": history["loss"][-1], "examples": 100, "data": "synthetic"},
+            "analysis_config": {"fit_fraction": 0.5}, "history": history, "grid": grid.tolist(),
+            "rounds": {"steps": list(range(rounds)), "loss": losses.tolist()},
+            "layers": {"dense": {"layer": layer, "neuron": neuron}},
+            "exploration": _exploration_summary(rng, epochs + 1),
+            "exploration_by_length": {str(length): _exploration_summary(rng, length + 1) for length in (1, 2, 5)}}
+
+
+def test_a_prefix_is_the_runs_first_epochs_refitted(rng):
+    run = _run_analysis(rng, "sgd", 0)
+    assert report.prefix_analysis(run, 10) is run
+    for epochs in (1, 5):
+        cut = report.prefix_analysis(run, epochs)
+        last = 40 * epochs
+        layer, neuron = cut["layers"]["dense"]["layer"], cut["layers"]["dense"]["neuron"]
+        kept = np.asarray(run["grid"]) <= last
+        np.testing.assert_array_equal(layer["rounds"], np.asarray(run["grid"])[kept])
+        np.testing.assert_array_equal(layer["regret"], np.asarray(run["layers"]["dense"]["layer"]["regret"])[kept])
+        assert layer["fit"] == analysis.fit_growth(report.curve_from_json(layer, "layer", "dense")).to_json()
+        assert max(layer["fit"]["rounds_used"]) <= last
+        assert np.asarray(neuron["regret"]).shape == (3, kept.sum())
+        assert neuron["fits"] == [analysis.fit_growth(c).to_json() for c in report.band_from_json(neuron, "dense").curves]
+        assert cut["run"]["final_epoch_loss"] == run["history"]["loss"][epochs - 1]
+        assert cut["run"]["config"]["epochs"] == epochs
+        assert cut["exploration"] is run["exploration_by_length"][str(epochs)]
+        assert cut["rounds"]["mean_loss"] == pytest.approx(np.mean(run["rounds"]["loss"][:last]))
+        # A run record keeps 100 block means: at a block boundary its prefix mean is the same.
+        from_record = report.prefix_analysis(report.run_record(run), epochs)
+        assert from_record["rounds"]["mean_loss"] == pytest.approx(cut["rounds"]["mean_loss"])
+        assert from_record["layers"] == cut["layers"]
+    assert report.prefix_analysis(run, 10)["exploration"] is run["exploration"]
+    for bad in (0, 11):
+        with pytest.raises(ValueError, match="epochs"):
+            report.prefix_analysis(run, bad)
+
+
+def test_verdicts_by_length_judge_each_prefix_and_the_whole_runs(rng, tmp_path):
+    analyses = {optimizer: [_run_analysis(rng, optimizer, seed) for seed in range(2)]
+                for optimizer in ("sgd", "rmsprop", "adam")}
+    assert report.lengths_measured(analyses) == [1, 2, 5, 10]
+    by_length = report.verdicts_by_length(analyses)
+    assert by_length[10] == report.claim_rows(report.claims(analyses))
+    cut = {group: [report.prefix_analysis(run, 2) for run in runs] for group, runs in analyses.items()}
+    assert by_length[2] == report.claim_rows(report.claims(cut))
+    # A prefix that one run lacks is not judged.
+    del analyses["adam"][1]["exploration_by_length"]["5"]
+    assert report.lengths_measured(analyses) == [1, 2, 10]
+    quantities = report.quantities_by_length(analyses)
+    losses = quantities["final-epoch training loss"]["sgd"][0]
+    np.testing.assert_array_equal(losses[0], [1, 2, 10])
+    np.testing.assert_allclose(losses[1], np.asarray(analyses["sgd"][0]["history"]["loss"])[[0, 1, 9]])
+
+    paths = []
+    for runs in analyses.values():
+        for run in runs:
+            paths.append(tmp_path / f"{run['run']['config']['optimizer']}_{run['run']['config']['seed']}.json")
+            paths[-1].write_text(json.dumps(report.run_record(run)))
+    report.write_report(paths, tmp_path / "report", "a command")
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert list(summary["verdicts_by_length"]) == ["1", "2", "10"]
+    assert [row["final_loss"] for row in summary["runs"]][:2] == [run["run"]["final_epoch_loss"]
+                                                                 for run in analyses["sgd"]]
+    assert {row["learning_rate"] for row in summary["runs"]} == {0.1}
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert "## Verdicts by training length" in readme and "| 1 epoch | 2 epochs | 10 epochs |" in readme
+    assert (tmp_path / "report" / "verdicts_by_length.png").exists()
+
+
+def test_sgd_at_several_rates_is_judged_rate_by_rate(rng, tmp_path):
+    runs = [_run_analysis(rng, "sgd", seed, learning_rate=rate) for rate in (8.0, 2.0) for seed in range(2)]
+    runs += [_run_analysis(rng, optimizer, 0) for optimizer in ("rmsprop", "adam")]
+    paths = []
+    for index, run in enumerate(runs):
+        paths.append(tmp_path / f"{index}.json")
+        paths[-1].write_text(json.dumps(report.run_record(run)))
+    analyses = report.load_analyses(paths)
+    assert list(analyses) == ["sgd lr=2", "sgd lr=8", "rmsprop", "adam"]
+    assert [run["run"]["config"]["seed"] for run in analyses["sgd lr=8"]] == [0, 1]
+    assert {run["run"]["config"]["learning_rate"] for run in analyses["sgd lr=2"]} == {2.0}
+    claims = [row["claim"] for row in report.claim_rows(report.claims(analyses))]
+    for rate in ("2", "8"):
+        assert f"RMSProp explores more than SGD at lr={rate} on all three metrics" in claims
+        assert f"Adaptive optimizers (RMSProp, Adam) reach a lower training loss than SGD at lr={rate}" in claims
+    assert not any(claim.endswith("than SGD on all three metrics") for claim in claims)
+    single = report.load_analyses(paths[:2] + paths[4:])
+    assert list(single) == ["sgd", "rmsprop", "adam"]

@@ -149,6 +149,12 @@ class GrowthFit:
     status: str
     coefficient: float
 
+    def to_json(self) -> dict:
+        """The fit as analysis.json stores it (NaN becomes null when written)."""
+        return {"exponent": self.exponent, "interval": list(self.interval), "confidence": self.confidence,
+                "sign": self.sign, "status": self.status, "rounds_used": np.asarray(self.rounds_used).tolist(),
+                "coefficient": self.coefficient}
+
 
 class MissingStatisticsError(ValueError):
     """The run directory holds no statistics for the requested scale (the message says what it holds)."""

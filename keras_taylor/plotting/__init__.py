@@ -18,8 +18,11 @@ Networks" (ICML 2017), one module per group of figures:
   (`plot_layer_regret`, `plot_neuron_regret`, `plot_loss_vs_taylor_optimum`,
   `plot_optimizer_regret`, `plot_optimizer_loss_gap`, `plot_growth_fit`).
 - `exploration`, Fig. 5: exploration of activation configurations (`plot_min_hamming`,
-  `plot_switches`, `plot_log_volume`).
+  `plot_switches`, `plot_log_volume`), and (not in the paper) each run's exploration against
+  its final loss (`plot_exploration_vs_loss`).
 - `loss`, Fig. 6: training loss per optimizer (`plot_training_loss`).
+- `lengths` (not in the paper): a claim's quantity on each prefix of the runs
+  (`plot_metric_by_length`).
 - `save`: writing a figure to files (`save_figure`).
 
 Regret is not bounded below by zero (see `keras_taylor.analysis`), so regret axes are
@@ -29,8 +32,14 @@ linear or symmetric-log, never logarithmic: a log axis would hide exactly the cu
 
 from keras_taylor.plotting._shared import SeriesRuns
 from keras_taylor.plotting.colors import OPTIMIZER_COLORS, optimizer_color
-from keras_taylor.plotting.exploration import plot_log_volume, plot_min_hamming, plot_switches
+from keras_taylor.plotting.exploration import (
+    plot_exploration_vs_loss,
+    plot_log_volume,
+    plot_min_hamming,
+    plot_switches,
+)
 from keras_taylor.plotting.figure1 import plot_piecewise_linear, relu_net_1d
+from keras_taylor.plotting.lengths import plot_metric_by_length
 from keras_taylor.plotting.loss import plot_training_loss
 from keras_taylor.plotting.regret import (
     RegretEntry,
@@ -50,9 +59,11 @@ __all__ = [
     "RegretRuns",
     "SeriesRuns",
     "optimizer_color",
+    "plot_exploration_vs_loss",
     "plot_growth_fit",
     "plot_layer_regret",
     "plot_log_volume",
+    "plot_metric_by_length",
     "plot_loss_vs_taylor_optimum",
     "plot_min_hamming",
     "plot_neuron_regret",

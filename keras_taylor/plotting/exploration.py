@@ -167,3 +167,36 @@ def _log_volume_floor(log_volumes: np.ndarray, floor: float | None) -> float:
             f"cannot be mistaken for values. Received: floor={floor}"
         )
     return float(floor)
+
+
+def plot_exploration_vs_loss(
+    ax: matplotlib.axes.Axes,
+    runs_by_optimizer: Mapping[str, tuple],
+    xlabel: str,
+    *,
+    title: str | None = None,
+) -> list[matplotlib.artist.Artist]:
+    """One exploration metric against the final training loss, one point per run (not in the paper).
+
+    Args:
+        ax: Axes to draw on.
+        runs_by_optimizer: Optimizer (or optimizer and rate) → `(metric values [R], final losses [R])`.
+        xlabel: The metric's name.
+        title: Optional title (e.g. the rank correlation).
+
+    Returns:
+        One scatter per optimizer.
+
+    Raises:
+        ValueError: If the mapping is empty or an entry's arrays differ in shape.
+    """
+    require_nonempty(runs_by_optimizer, "runs_by_optimizer")
+    artists = []
+    for optimizer, (values, losses) in runs_by_optimizer.items():
+        values, losses = np.asarray(values, np.float64), np.asarray(losses, np.float64)
+        if values.shape != losses.shape or values.ndim != 1:
+            raise ValueError(f"{optimizer}: expected values and losses of one shape [R]. "
+                             f"Received: {values.shape} and {losses.shape}")
+        artists.append(ax.scatter(values, losses, color=optimizer_color(optimizer), label=optimizer, s=18))
+    finish(ax, xlabel, "final-epoch training loss", title)
+    return artists

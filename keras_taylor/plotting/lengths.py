@@ -1,0 +1,35 @@
+"""Verdicts by training length (not in the paper): a claim's measured quantity after each prefix of the runs."""
+
+from collections.abc import Mapping
+
+import matplotlib.artist
+import matplotlib.axes
+
+from keras_taylor.plotting._shared import SeriesRuns, plot_series_by_optimizer
+
+
+def plot_metric_by_length(
+    ax: matplotlib.axes.Axes,
+    values_by_optimizer: Mapping[str, SeriesRuns],
+    ylabel: str,
+    *,
+    title: str | None = None,
+) -> list[matplotlib.artist.Artist]:
+    """One quantity measured on the first E epochs of each run, against E (log axis).
+
+    Args:
+        ax: Axes to draw on.
+        values_by_optimizer: Optimizer name → `(epochs [L], value [L])`, or a list of such
+            tuples (seeds) sharing the epochs, drawn as mean ± standard deviation.
+        ylabel: What the value is.
+        title: Optional title.
+
+    Returns:
+        Per optimizer: its line, then its band if drawn.
+
+    Raises:
+        ValueError: If the mapping or an entry is empty, or arrays disagree in shape.
+    """
+    artists = plot_series_by_optimizer(ax, values_by_optimizer, "training length (epochs)", ylabel, title)
+    ax.set_xscale("log")
+    return artists
