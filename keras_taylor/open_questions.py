@@ -135,18 +135,20 @@ def exploration_end(analysis: dict) -> dict:
     """When a run's exploration ends and when its loss stops falling, in epochs.
 
     Exploration ends after the last record whose min Hamming distance to all earlier records is at
-    least `EXPLORATION_END_SHARE` of the run's largest; the loss stops falling at the first epoch
-    whose loss is within `LOSS_PLATEAU_TOLERANCE` (relative) of the final epoch's.
+    least `EXPLORATION_END_SHARE` of the largest such distance, both taken over the records after
+    the first one made in training (the first one's distance is the move away from the
+    initialization, which dwarfs the rest); the loss stops falling at the first epoch whose loss
+    is within `LOSS_PLATEAU_TOLERANCE` (relative) of the final epoch's.
 
     Returns:
         `{"exploration_ends": epochs or None, "loss_plateau": epochs or None}`.
     """
     exploration, losses = analysis.get("exploration", {}), (analysis.get("history") or {}).get("loss", [])
     ends = None
-    distances = np.asarray([np.nan if v is None else v for v in exploration.get("min_hamming_normalized", [])[1:]])
+    distances = np.asarray([np.nan if v is None else v for v in exploration.get("min_hamming_normalized", [])[2:]])
     if distances.size and np.any(np.isfinite(distances)) and "epochs" in exploration:
         exploring = np.flatnonzero(distances >= EXPLORATION_END_SHARE * np.nanmax(distances))
-        ends = int(exploration["epochs"][1:][exploring[-1]]) + 1
+        ends = int(exploration["epochs"][2:][exploring[-1]]) + 1
     plateau = None
     if losses:
         final = losses[-1]

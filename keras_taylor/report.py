@@ -770,8 +770,9 @@ def length_table(by_length: dict) -> list[str]:
         return []
     lines = ["## Verdicts by training length\n",
              "Each claim judged on the first E epochs of the same runs (the regret fits on the grid points "
-             "within them, the exploration metrics on the activation records of those epochs, the loss of "
-             "epoch E); `verdicts_by_length` in summary.json has the measured numbers.\n",
+             "within them, the exploration metrics on the activation records of those epochs, the log-volume "
+             "with k = min(50, records − 1) singular values, the loss of epoch E); `verdicts_by_length` in "
+             "summary.json has the measured numbers.\n",
              "| claim | " + " | ".join(f"{length} epoch{'s' if length != 1 else ''}" for length in lengths) + " |",
              "|---|" + "---|" * len(lengths)]
     for index, row in enumerate(by_length[lengths[-1]]):
@@ -900,7 +901,7 @@ def open_question_lines(questions: dict) -> list[str]:
                   "|---|---|---|---|---|---|"]
         for group, entry in questions["dead_units"].items():
             per_layer = "; ".join(f"{layer} {counts}" for layer, counts in entry["final_dead_per_layer"].items())
-            switches = [[None if v is None else round(v, 4) for v in entry[key]]
+            switches = [[None if v is None else round(float(v), 4) for v in entry[key]]
                         for key in ("switch_proportion_all", "switch_proportion_alive")]
             lines.append(f"| {group} | {entry['final_dead']} of {entry['units']} | {per_layer} | "
                          f"{entry['dead_by_epoch']} | {switches[0]} | {switches[1]} |")
@@ -914,7 +915,8 @@ def open_question_lines(questions: dict) -> list[str]:
                       f"{entry[name]['mean_finite_log_volume']:.3g} ({entry[name]['finite_share']:.0%})") for name in names]
             lines.append(f"| {group} | " + " | ".join(cells) + " |")
     lines += ["", f"Does exploration end before the loss stops falling? Per seed, the epoch after which the min Hamming "
-              f"distance stays below {open_questions.EXPLORATION_END_SHARE:.0%} of its peak, and the first epoch "
+              f"distance stays below {open_questions.EXPLORATION_END_SHARE:.0%} of its peak (both after the first "
+              "record made in training, whose distance is the move away from the initialization), and the first epoch "
               f"within {open_questions.LOSS_PLATEAU_TOLERANCE:.0%} of the final loss:\n",
               "| group | exploration ends (epoch) | loss plateau (epoch) |", "|---|---|---|"]
     for group, ends in questions["exploration_end"].items():
