@@ -339,18 +339,14 @@ def _curve_json(curve, fit) -> dict:
 
 
 def _band_json(band, fits) -> dict:
-    exponents = np.array([fit.exponent for fit in fits])
-    statuses = [fit.status for fit in fits]
+    from keras_taylor import analysis  # pylint: disable=import-outside-toplevel
+
     return {
         "neurons": band.neurons.tolist(), "rounds": band.rounds.tolist(),
         "cumulative_loss": band.cumulative_loss.tolist(),
         "cumulative_taylor_optimum": band.cumulative_taylor_optimum.tolist(), "regret": band.regret.tolist(),
         "fits": [fit.to_json() for fit in fits],
-        "exponent_mean": float(np.nanmean(exponents)) if np.any(np.isfinite(exponents)) else None,
-        "exponent_std": float(np.nanstd(exponents)) if np.any(np.isfinite(exponents)) else None,
-        "fit_status_counts": {status: statuses.count(status) for status in sorted(set(statuses))},
-        "negative_final_regret": int(np.sum(band.regret[:, -1] < 0)),
-        "zero_final_regret": int(np.sum(band.regret[:, -1] == 0)),
+        **analysis.band_fit_summary(band.regret, fits),
         "solver_all_converged": bool(all(np.all(curve.diagnostics.converged) for curve in band.curves)),
         **({} if any(curve.diagnostics.value_error is None for curve in band.curves) else
            {"max_value_error": float(max(np.max(curve.diagnostics.value_error) for curve in band.curves))}),

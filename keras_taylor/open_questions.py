@@ -10,12 +10,14 @@ import warnings
 import numpy as np
 import scipy.stats
 
-# The exploration metrics set against the final loss, as (name, how a run's value is read).
-METRICS = (
-    ("mean min Hamming distance (normalized)",
+# The paper's three exploration metrics as one number per run, as (key in `report.claims`, name, how a
+# run's analysis.json "exploration" entry gives it): the claims, the by-length figure and the
+# correlations with the loss all read them here.
+EXPLORATION_METRICS = (
+    ("mean_min_hamming_normalized", "mean min Hamming distance (normalized)",
      lambda e: float(np.mean([v for v in e["min_hamming_normalized"][1:] if v is not None]))),
-    ("mean switch proportion", lambda e: e["switches"]["mean_finite"]),
-    ("mean finite log-volume", lambda e: e["log_volume"]["mean_finite"]),
+    ("mean_switch_proportion", "mean switch proportion", lambda e: e["switches"]["mean_finite"]),
+    ("mean_finite_log_volume", "mean finite log-volume", lambda e: e["log_volume"]["mean_finite"]),
 )
 # Fewer runs than this give no rank correlation.
 MIN_RUNS = 4
@@ -69,7 +71,7 @@ def exploration_vs_loss(analyses: dict) -> dict:
         `{metric: {"runs": [{"group", "seed", "value", "final_loss"}], "correlation": rank_correlation}}`.
     """
     result = {}
-    for name, read in METRICS:
+    for _, name, read in EXPLORATION_METRICS:
         points = [{"group": group, "seed": run["run"]["config"]["seed"], "value": read(run["exploration"]),
                    "final_loss": run["run"]["final_epoch_loss"]} for group, run in _explored(analyses)]
         result[name] = {"runs": points, "correlation": rank_correlation(

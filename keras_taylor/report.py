@@ -15,7 +15,8 @@ import numpy as np
 
 from keras_taylor import open_questions, plotting
 from keras_taylor.storage import atomic_write
-from keras_taylor.analysis import GrowthFit, NeuronRegretBand, RegretCurve, SolverDiagnostics, fit_growth
+from keras_taylor.analysis import (GrowthFit, NeuronRegretBand, RegretCurve, SolverDiagnostics, band_fit_summary,
+                                   fit_growth)
 
 _OPTIMIZER_ORDER = ("sgd", "momentum", "rmsprop", "adam", "signsgd")
 TOP_NEURONS = 40  # the paper: Adam's top ~40 neurons explore like RMSProp's
@@ -265,13 +266,14 @@ def claims(analyses: dict) -> dict:
         entry["regret_exponents"] = exponents
         explorations = [run["exploration"] for run in runs if "min_hamming_normalized" in run.get("exploration", {})]
         if explorations:
+            metric = {key: _mean_std([read(e) for e in explorations])
+                      for key, _, read in open_questions.EXPLORATION_METRICS}
             entry["exploration"] = {
                 "final_min_hamming_normalized": _mean_std([e["min_hamming_normalized"][-1] for e in explorations]),
-                "mean_min_hamming_normalized": _mean_std(
-                    [np.mean([v for v in e["min_hamming_normalized"][1:] if v is not None]) for e in explorations]),
-                "mean_switch_proportion": _mean_std([e["switches"]["mean_finite"] for e in explorations]),
+                "mean_min_hamming_normalized": metric["mean_min_hamming_normalized"],
+                "mean_switch_proportion": metric["mean_switch_proportion"],
                 "median_switch_proportion": _mean_std([e["switches"]["quantiles"][50] for e in explorations]),
-                "mean_finite_log_volume": _mean_std([e["log_volume"]["mean_finite"] for e in explorations]),
+                "mean_finite_log_volume": metric["mean_finite_log_volume"],
                 "units_with_zero_log_volume": _mean_std([e["log_volume"]["num_infinite"] for e in explorations]),
                 "top_log_volume_mean": _mean_std([_top_mean(e["log_volume_sorted"], TOP_NEURONS) for e in explorations]),
                 "per_layer": per_layer_exploration(explorations),
@@ -283,19 +285,15 @@ def claims(analyses: dict) -> dict:
 
 
 def _cut_curve(record: dict, keep: np.ndarray, fraction: float, scale: str, layer: str | None) -> dict:
-    """A regret entry of analysis.json with its grid cut to `keep` and its growth fit(s) redone."""
+    """A regret entry of analysis.json with its grid cut to `keep` and its growth fit(s) and their
+    summary redone; its solver diagnostics stay the whole run's."""
     cut = dict(record)
     for key in ("rounds", "cumulative_loss", "cumulative_taylor_optimum", "regret"):
         cut[key] = np.asarray(record[key])[..., keep].tolist()
     if scale == "neuron":
         band = band_from_json({**cut, "solver_all_converged": record.get("solver_all_converged", True)}, layer)
         fits = [fit_growth(curve, fraction=fraction) for curve in band.curves]
-        regret = np.asarray(cut["regret"])
-        statuses = [fit.status for fit in fits]
-        cut.update(fits=[fit.to_json() for fit in fits],
-                   fit_status_counts={status: statuses.count(status) for status in sorted(set(statuses))},
-                   negative_final_regret=int(np.sum(regret[:, -1] < 0)) if regret.size else 0,
-                   zero_final_regret=int(np.sum(regret[:, -1] == 0)) if regret.size else 0)
+        cut.update(fits=[fit.to_json() for fit in fits], **band_fit_summary(band.regret, fits))
     else:
         cut["fit"] = fit_growth(curve_from_json(cut, scale, layer), fraction=fraction).to_json()
     return cut
@@ -365,13 +363,9 @@ def verdicts_by_length(analyses: dict) -> dict:
             for length in lengths_measured(analyses)}
 
 
-# What the by-length figure draws of each run, with the claim each belongs to.
-LENGTH_QUANTITIES = (
-    ("final-epoch training loss", ("final_epoch_loss",)),
-    ("mean min Hamming distance (normalized)", ("exploration", "mean_min_hamming_normalized")),
-    ("mean switch proportion", ("exploration", "mean_switch_proportion")),
-    ("mean finite log-volume", ("exploration", "mean_finite_log_volume")),
-)
+# What the by-length figure draws of each run, as (name, where `claims` keeps it).
+LENGTH_QUANTITIES = (("final-epoch training loss", ("final_epoch_loss",)),) + tuple(
+    (name, ("exploration", key)) for key, name, _ in open_questions.EXPLORATION_METRICS)
 
 
 def _layer_exponent_mean(entry: dict) -> float | None:
@@ -487,8 +481,9 @@ def _layer_curves(analyses: dict, layer: str) -> dict:
     return {opt: seeds for opt, seeds in curves.items() if seeds}
 
 
-def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
-    """Draws the Fig. 3-6 analogues into `output_dir` (PNG); returns the files written."""
+def figures(analyses: dict, output_dir, dpi: int = 150, questions: dict | None = None) -> list[pathlib.Path]:
+    """Draws the Fig. 3-6 analogues and the open questions' figures into `output_dir` (PNG); returns the
+    files written. `questions`: `open_questions.open_questions(analyses)` if the caller has it already."""
     import matplotlib.figure  # pylint: disable=import-outside-toplevel
 
     output_dir = pathlib.Path(output_dir)
@@ -581,7 +576,8 @@ def figures(analyses: dict, output_dir, dpi: int = 150) -> list[pathlib.Path]:
             for opt, runs in explored.items()}, xlabel="units (sorted)", title="log-volume of each unit (seed 0)")
         save(figure, "fig5_exploration")
 
-    versus = open_questions.exploration_vs_loss(analyses)
+    versus = (questions["exploration_vs_loss"] if questions is not None
+              else open_questions.exploration_vs_loss(analyses))
     if any(entry["runs"] for entry in versus.values()):  # not in the paper: exploration against final loss
         figure = matplotlib.figure.Figure(figsize=(3.6 * len(versus), 3.4), layout="constrained")
         for index, (name, entry) in enumerate(versus.items()):
@@ -869,7 +865,7 @@ def write_report(runs, output_dir, command: str, dpi: int = 150) -> dict:
     summary = claims(analyses)
     by_length = verdicts_by_length(analyses)
     questions = open_questions.open_questions(analyses)
-    written = figures(analyses, output_dir, dpi=dpi)
+    written = figures(analyses, output_dir, dpi=dpi, questions=questions)
     (output_dir / "summary.json").write_text(json.dumps(
         {"command": command, "runs": run_rows(analyses), "claims": claim_rows(summary), "optimizers": summary,
          "verdicts_by_length": {str(length): rows for length, rows in by_length.items()},

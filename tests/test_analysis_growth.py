@@ -56,3 +56,18 @@ def test_fit_growth_coefficient_of_an_exact_power_law_and_of_no_fit():
     rounds = analysis.log_grid(10000, 20)
     assert_close(analysis.fit_growth(_power_curve(rounds, -2.0 * rounds**0.3)).coefficient, -2.0, "float64")
     assert np.isnan(analysis.fit_growth(_power_curve(rounds, np.zeros(len(rounds)))).coefficient)
+
+
+def test_band_fit_summary_counts_what_the_fits_and_final_regrets_say(rng):
+    rounds = np.geomspace(1, 1000, 10)
+    regret = np.stack([2.0 * rounds ** 0.5, 0.5 * rounds ** 0.3, -rounds ** 0.7, np.zeros_like(rounds)])
+    regret[:2] *= np.exp(rng.normal(0, 0.05, (2, rounds.size)))
+    curves = [type("Curve", (), {"rounds": rounds, "regret": row})() for row in regret]
+    fits = [analysis.fit_growth(curve) for curve in curves]
+    summary = analysis.band_fit_summary(regret, fits)
+    assert summary["fit_status_counts"] == {"ok": 3, "zero regret": 1}
+    assert summary["exponent_mean"] == pytest.approx(np.mean([fit.exponent for fit in fits[:3]]))
+    assert summary["exponent_std"] == pytest.approx(np.std([fit.exponent for fit in fits[:3]]))
+    assert summary["negative_final_regret"] == 1 and summary["zero_final_regret"] == 1
+    nothing = analysis.band_fit_summary(regret[3:], fits[3:])
+    assert nothing["exponent_mean"] is None and nothing["exponent_std"] is None

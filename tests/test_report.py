@@ -198,6 +198,9 @@ def test_a_prefix_is_the_runs_first_epochs_refitted(rng):
         assert max(layer["fit"]["rounds_used"]) <= last
         assert np.asarray(neuron["regret"]).shape == (3, kept.sum())
         assert neuron["fits"] == [analysis.fit_growth(c).to_json() for c in report.band_from_json(neuron, "dense").curves]
+        exponents = [fit["exponent"] for fit in neuron["fits"]]
+        assert neuron["exponent_mean"] == pytest.approx(np.nanmean(exponents))  # the prefix's, not the run's
+        assert neuron["fit_status_counts"] == {"ok": 3}
         assert cut["run"]["final_epoch_loss"] == run["history"]["loss"][epochs - 1]
         assert cut["run"]["config"]["epochs"] == epochs
         assert cut["exploration"] is run["exploration_by_length"][str(epochs)]

@@ -19,7 +19,7 @@ turns those into the curves of `results`; `growth` fits their exponents.
 
 from keras_taylor.analysis.bounded import factored_taylor_optimum
 from keras_taylor.analysis.grid import log_grid, nearest_grid
-from keras_taylor.analysis.growth import fit_growth
+from keras_taylor.analysis.growth import band_fit_summary, fit_growth
 from keras_taylor.analysis.quadratic import minimize_quadratic
 from keras_taylor.analysis.reader import RoundLosses, RunReader, open_reader
 from keras_taylor.analysis.regret import (checkpoint_rounds, layer_regrets, neuron_regret_band, regret_curve,
@@ -39,6 +39,7 @@ __all__ = [
     "RunReader",
     "SolverDiagnostics",
     "TaylorOptimumWarning",
+    "band_fit_summary",
     "checkpoint_rounds",
     "factored_taylor_optimum",
     "fit_growth",

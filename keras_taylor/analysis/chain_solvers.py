@@ -287,10 +287,10 @@ class InputGram:
     for X̃_cᵀ(·), the chunks' results summed in order. A chunk's rows stay in the CPU's cache
     between its two products, and with an `executor` the chunks run on its threads, BLAS on one
     thread each meanwhile, which also spreads the memory-bound u × u products, single-threaded
-    in NumPy, over the cores. The table is
-    dense: at MNIST's density (about 20% of the non-zero columns) a CSR table is no faster on
-    one BLAS thread and slower on two (bench/bench_layer_cg.py). It reads the M̄_d of `sums`
-    in place, so it describes the prefix it was made for only until `sums.add` is called again.
+    in NumPy, over the cores. The table is dense: at MNIST's density (about 20% of the non-zero
+    columns) a CSR table is no faster on one BLAS thread and slower on two
+    (bench/bench_layer_cg.py). It reads the M̄_d of `sums` in place, so it describes the prefix
+    it was made for only until `sums.add` is called again.
 
     Args:
         sums: The per-input sums of the prefix.
@@ -459,7 +459,10 @@ class CGLayerSolver:
             self.solution[:] = 0.0
             results["minimum"][position], results["converged"][position] = self.constant, True
             return
-        gram = InputGram(self.sums, executor) if self.sums is not None else ExampleGram(self.factors, int(self.ends[position]))
+        if self.sums is not None:
+            gram = InputGram(self.sums, executor)
+        else:
+            gram = ExampleGram(self.factors, int(self.ends[position]))
         preconditioner = gram.kronecker_inverse(self.jtj_sum / self.weight_sum)
         target = -self.linear[gram.columns].reshape(-1)
         iterate, iterations, error_estimate = preconditioned_cg(

@@ -43,3 +43,24 @@ def fit_growth(curve, *, fraction: float = 0.5, confidence: float = 0.95) -> Gro
     half_width = scipy.stats.t.ppf(0.5 + confidence / 2, len(rounds) - 2) * fit.stderr
     return GrowthFit(float(fit.slope), (float(fit.slope - half_width), float(fit.slope + half_width)),
                      confidence, sign, rounds.astype(np.int64), "ok", float(sign * np.exp(fit.intercept)))
+
+
+def band_fit_summary(regret: np.ndarray, fits) -> dict:
+    """What analysis.json keeps about a neuron band's fits besides the fits themselves.
+
+    Args:
+        regret: `[K, G]` each neuron's regret on the grid.
+        fits: The K neurons' `GrowthFit`s.
+
+    Returns:
+        `{"exponent_mean", "exponent_std"}` over the fitted exponents (None if none was fitted),
+        `"fit_status_counts"`, and how many neurons end with negative and with zero regret.
+    """
+    exponents = np.array([fit.exponent for fit in fits], np.float64)
+    fitted = np.any(np.isfinite(exponents))
+    statuses = [fit.status for fit in fits]
+    final = np.asarray(regret, np.float64)[:, -1] if np.size(regret) else np.zeros(0)
+    return {"exponent_mean": float(np.nanmean(exponents)) if fitted else None,
+            "exponent_std": float(np.nanstd(exponents)) if fitted else None,
+            "fit_status_counts": {status: statuses.count(status) for status in sorted(set(statuses))},
+            "negative_final_regret": int(np.sum(final < 0)), "zero_final_regret": int(np.sum(final == 0))}
