@@ -11,7 +11,9 @@ order, the last round of each epoch short) directly as a `ChainFactors`, and tim
 2. the whole curve, `cg_chain_minima` on a log grid of N, with either operator and the same
    cap on CG iterations per grid point;
 3. the parts of one per-input matvec at the largest D, dense against CSR input tables, and
-   the batched M̄_d product in float64 against float32.
+   the batched M̄_d product in float64 against float32; and the whole matvec in one chunk
+   against 4,096-input chunks on the cores (as `CGLayerSolver` runs it; run this table without
+   OPENBLAS_NUM_THREADS=1, or the one-chunk matvec loses BLAS's own threads).
 
     python bench/bench_layer_cg.py [--distinct 10000,60000] [--epochs 1,5,20] [--curve_distinct 10000]
 
@@ -23,6 +25,7 @@ those of real factors, the CG iteration counts only roughly those of a real run.
 import os
 import platform
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy
@@ -32,7 +35,8 @@ from absl import flags
 
 from keras_taylor.analysis import log_grid
 from keras_taylor.analysis.chain_factors import BLOCK_ELEMENTS, ChainFactors, round_blocks
-from keras_taylor.analysis.chain_solvers import ExampleGram, InputGram, InputSums, cg_chain_minima
+from keras_taylor.analysis.chain_solvers import (MATVEC_CHUNK_INPUTS, ExampleGram, InputGram, InputSums,
+                                                 available_cores, cg_chain_minima)
 
 _DISTINCT = flags.DEFINE_list("distinct", ["10000", "60000"], "Distinct inputs D of the matvec table.")
 _EPOCHS = flags.DEFINE_list("epochs", ["1", "5", "20"], "Epochs of rounds, for both tables.")
@@ -192,6 +196,10 @@ def parts_table(distinct: int, repeats: int, seed: int) -> None:
         ("M̄_d y_d (einsum)", lambda: np.einsum("dkl,dl->dk", gram.input_jtj, pulled),
          lambda: np.einsum("dkl,dl->dk", jtj32, pulled.astype(np.float32)), "float64", "float32"),
     ]
+    executor = ThreadPoolExecutor(available_cores())
+    chunked, vector = InputGram(sums, executor), weights.reshape(-1)
+    rows.append(("whole matvec", lambda: gram.matvec(vector), lambda: chunked.matvec(vector), "one chunk",
+                 f"chunks of {MATVEC_CHUNK_INPUTS:,} on {available_cores()} threads"))
     print(f"\nParts of one per-input matvec, D = {distinct}, P' = {len(gram.columns)} columns, "
           f"{sparse_table.nnz / np.prod(sparse_table.shape):.1%} of the table non-zero.\n")
     print("| part | first | second | first (s) | second (s) | first / second |\n|---|---|---|---|---|---|")

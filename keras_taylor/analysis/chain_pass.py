@@ -14,8 +14,8 @@ from keras_taylor.analysis.neuron_sums import NeuronSums
 from keras_taylor.analysis.route import QUADRATIC_INFO
 
 # Float64 elements of one block's temporaries (64 MiB): blocks of a few rounds keep each solver's GEMM
-# over the block's examples large enough to run at BLAS speed and the chain's products in the CPU's
-# caches (on the MNIST autoencoder 6 rounds per block took 11.4 ms per round, 13 rounds 12.8 ms).
+# over the block's examples large enough to run at BLAS speed (on the MNIST autoencoder 6 and 13
+# rounds per block cost the same: bench/bench_chain_pass.py).
 PASS_BLOCK_ELEMENTS = 1 << 23
 
 
