@@ -199,6 +199,120 @@ def test_custom_loop_records_what_fit_records(tmp_path, rng, float64):
         assert_close(_last(loop_run, name).gram, _last(fit_run, name).gram, "float64")
 
 
+def test_compiled_step_function_records_what_fit_records(tmp_path, rng, float64):
+    x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))
+    fit_model = _mlp(np.random.default_rng(7))
+    loop_model = keras.models.clone_model(fit_model)
+    loop_model.set_weights(fit_model.get_weights())
+    _fit_recorded(fit_model, x, y, TaylorRecorder(tmp_path / "fit", max_gram_cost=np.inf, verbose=0), epochs=1)
+    recorder = TaylorRecorder(tmp_path / "loop", loss="mse", max_gram_cost=np.inf, verbose=0,
+                              schedule=schedules.every_k_steps(2))
+    with pytest.raises(RuntimeError, match="attach"):
+        recorder.step_function(lambda xb, yb: None)
+    recorder.attach(loop_model, batch_size=BATCH, total_steps=3)
+    optimizer, loss_fn = keras.optimizers.SGD(0.05), keras.losses.MeanSquaredError()
+    import tensorflow as tf
+
+    def replica_step(xb, yb):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, loop_model(xb, training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, loop_model.trainable_weights),
+                                      loop_model.trainable_weights))
+        return loss
+
+    step = recorder.step_function(replica_step)
+    for index in range(3):
+        step(x[index * BATCH:(index + 1) * BATCH], y[index * BATCH:(index + 1) * BATCH])
+    recorder.close()
+    for fit_weight, loop_weight in zip(fit_model.get_weights(), loop_model.get_weights()):
+        assert_close(loop_weight, fit_weight, "float64")  # unrecorded steps train too
+    fit_run, loop_run = kt.load_run(tmp_path / "fit"), kt.load_run(tmp_path / "loop")
+    assert_close(loop_run.stream("rounds").read("loss"), fit_run.stream("rounds").read("loss")[[0, 2]], "float64")
+    assert list(loop_run.stream("rounds").read("step")) == [0, 2]
+
+
+_MULTI_WORKER = """
+import json, os, sys
+index, ports, logdir = int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+if index >= 0:
+    os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+                                          "task": {"type": "worker", "index": index}})
+import numpy as np, tensorflow as tf
+if index >= 0:
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+else:
+    strategy = tf.distribute.get_strategy()
+import keras
+import keras_taylor as kt
+from keras_taylor.callbacks import TaylorRecorder
+GLOBAL, STEPS, WORKERS = 32, 4, len(ports)
+rng = np.random.default_rng(0)
+x, y = rng.normal(size=(GLOBAL * STEPS, 5)).astype("float32"), rng.normal(size=(GLOBAL * STEPS, 2)).astype("float32")
+with strategy.scope():
+    inputs = keras.Input((5,))
+    hidden = kt.layers.RectifiedDense(6, name="first")(inputs)
+    hidden = keras.layers.Dense(4, activation="relu", name="second")(hidden)
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(hidden))
+    model.set_weights([rng.normal(size=w.shape).astype("float32") for w in model.get_weights()])
+    optimizer = keras.optimizers.SGD(0.05)
+    optimizer.build(model.trainable_weights)
+loss_fn = keras.losses.MeanSquaredError()
+def replica_step(xb, yb):
+    with tf.GradientTape() as tape:
+        loss = loss_fn(yb, model(xb, training=True))
+    optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_weights), model.trainable_weights))
+    return loss
+recorder = TaylorRecorder(logdir, loss="mse", max_gram_cost=float("inf"), verbose=0)
+recorder.attach(model, batch_size=GLOBAL, total_steps=STEPS)
+step = recorder.step_function(replica_step, strategy)
+part = GLOBAL // WORKERS
+for number in range(STEPS):
+    batch = slice(number * GLOBAL, (number + 1) * GLOBAL)
+    if index < 0:
+        step(x[batch], y[batch])
+        continue
+    def shard(values):  # worker k's replica takes the k-th part of the global batch
+        return lambda context: values[batch][context.replica_id_in_sync_group * part:][:part]
+    step(strategy.experimental_distribute_values_from_function(shard(x)),
+         strategy.experimental_distribute_values_from_function(shard(y)))
+recorder.close()
+print(json.dumps({"weights": [float(np.sum(np.abs(w))) for w in model.get_weights()]}))
+"""
+
+
+def _free_port() -> int:
+    import socket  # pylint: disable=import-outside-toplevel
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_multi_worker_strategy_records_the_single_device_statistics(tmp_path):
+    """Two workers on 127.0.0.1, one CPU each: the chief alone writes the one-device run."""
+    import os  # pylint: disable=import-outside-toplevel
+
+    ports = json.dumps([_free_port(), _free_port()])
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "-1",
+                   "TMPDIR": str(tmp_path)}
+    workers = [subprocess.Popen([sys.executable, "-c", _MULTI_WORKER, str(index), ports, str(tmp_path / "multi")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+               for index in range(2)]
+    outputs = [worker.communicate(timeout=600) for worker in workers]
+    for worker, (_, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+    single = _python(_MULTI_WORKER, -1, ports, tmp_path / "single")
+    assert [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs] == [single] * 2  # same training
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["multi", "single"]  # worker 1 cleaned up
+    multi, reference = kt.load_run(tmp_path / "multi"), kt.load_run(tmp_path / "single")
+    assert sorted(multi.streams) == sorted(reference.streams)
+    assert len(reference.stream("rounds").read("loss")) == 4
+    for name in reference.streams:
+        expected, recorded = reference.stream(name).read(), multi.stream(name).read()
+        for key in expected:
+            assert_close(recorded[key], expected[key], "float32")
+
+
 def test_nonfinite_rounds_are_recorded_and_flagged(tmp_path, rng, float64):
     model = _mlp(rng)
     x, y = rng.normal(size=(3 * BATCH, 6)), rng.normal(size=(3 * BATCH, 3))

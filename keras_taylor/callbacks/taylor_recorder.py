@@ -5,11 +5,17 @@ minibatch, pre-update weights W^n and dropout masks of the optimizer's own step
 (`recording.capture`), plans the routes (`recording.plan`), computes each round's
 tensors in the step (`recording.step`) and hands them to the host-side writer
 (`recording.host`). Works from `model.fit(callbacks=[...])` and from a custom training
-loop (`attach`, `step`, `close`).
+loop (`attach`, then `step` eagerly or `step_function` compiled and under any
+`tf.distribute` strategy, then `close`). Under a multi-worker strategy only the chief
+writes `logdir`; the other workers, which must run the same steps for the collectives,
+write to a temporary directory that `close` removes.
 """
 
 import contextlib
 import importlib.util
+import os
+import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -128,6 +134,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         self._epoch = 0
         self._nonfinite = []
         self._plain_function = None
+        self._worker_dir = None
 
     # ------------------------------------------------------------------- set-up
 
@@ -152,6 +159,15 @@ class TaylorRecorder(keras.callbacks.Callback):
     def _begin(self, batch_size: int) -> None:
         model = self.model
         walker.check_full_precision(model)
+        # A non-chief worker of a multi-worker strategy computes every round (the replicas'
+        # statistics are gathered collectively) but only the chief keeps them.
+        chief = model.distribute_strategy.extended.should_checkpoint
+        if not chief and self.mode == "resume":
+            raise ValueError(
+                "TaylorRecorder cannot resume on a non-chief worker of a multi-worker strategy: it keeps no "
+                "run directory to learn the step from. Start a new run (mode='new' or 'overwrite')."
+            )
+        verbose = self.verbose and chief
         planned = plan_recording(model, self.options, batch_size, self._total_steps(),
                                  (self.params or {}).get("steps"))
         self.planned = plan = planned
@@ -166,7 +182,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             }
             for layer in plan.plan.layers
         }
-        if self.verbose:
+        if verbose:
             print(f"TaylorRecorder: {rounds} rounds expected; estimated disk use {human_bytes(estimate)} "
                   f"(budget {human_bytes(self.options.storage_budget_bytes)}) in {self.logdir}")
             for name, route in routes.items():
@@ -204,7 +220,11 @@ class TaylorRecorder(keras.callbacks.Callback):
             "versions": versions(),
         }
         # Rows are rounds (flushed at every checkpoint) or streamed examples.
-        self.writer = storage.RunWriter(self.logdir, manifest, mode=self.mode, chunk_rows=4096)
+        logdir = self.logdir
+        if not chief:
+            self._worker_dir = tempfile.mkdtemp(prefix="keras_taylor_worker_")
+            logdir = os.path.join(self._worker_dir, "run")
+        self.writer = storage.RunWriter(logdir, manifest, mode=self.mode, chunk_rows=4096)
         self._step = self.writer.manifest.get("next_step", 0)
         self._rounds = RoundWriter(self.writer, planned, self.options.checkpoints, self.options.dtype,
                                    self.options.dtype if has_dropout(model) else "uint8",
@@ -284,6 +304,60 @@ class TaylorRecorder(keras.callbacks.Callback):
         self._consume(numpy_round(values))
         self._step += 1
 
+    def step_function(self, replica_step, strategy: tf.distribute.Strategy | None = None):
+        """A compiled step for a custom training loop, recorded when the schedule says so.
+
+        `replica_step(x, y)` is one replica's whole step, forward pass to optimizer
+        update (what `strategy.run` takes). The returned `step(x, y)` runs it on every
+        replica of `strategy` in a `tf.function`, with the recording pass on the rounds
+        the schedule picks, and returns `strategy.run`'s result. The recorded round is
+        the global batch: per-example data is gathered across replicas (and workers) in
+        replica order, the loss is the example-weighted mean of the replicas'::
+
+            recorder.attach(model, batch_size=global_batch, total_steps=steps)
+            step = recorder.step_function(replica_step, strategy)
+            for x, y in strategy.experimental_distribute_dataset(dataset):
+                step(x, y)
+            recorder.close()
+
+        Args:
+            replica_step: `(x, y) -> result`, one replica's training step.
+            strategy: The model's strategy; default the one it was built under.
+
+        Returns:
+            `step(x, y)`, taking what `strategy.run` takes (global tensors or
+            distributed values).
+
+        Raises:
+            RuntimeError: If called before `attach`.
+        """
+        if self.planned is None:
+            raise RuntimeError("TaylorRecorder.step_function: call attach(model, ...) first.")
+        strategy = strategy or self.model.distribute_strategy
+        model, plan, capture = self.model, self.planned.plan, self._capture
+        keras_loss = self.planned.resolved_loss.keras_loss
+
+        def recording_replica_step(x, y):
+            with capture.capturing():
+                result = replica_step(x, y)
+            return result, round_tensors(model, plan, capture, y, keras_loss)
+
+        plain = tf.function(lambda x, y: strategy.run(replica_step, args=(x, y)))
+        recording = tf.function(lambda x, y: strategy.run(recording_replica_step, args=(x, y)))
+
+        def step(x, y):
+            if not self.planned.schedule(self._step):
+                result = plain(x, y)
+            else:
+                result, values = recording(x, y)
+                # Every replica holds the same gathered round; keep the first's.
+                self._consume(numpy_round({key: strategy.experimental_local_results(value)[0]
+                                           for key, value in values.items()}))
+            self._step += 1
+            return result
+
+        return step
+
     def close(self) -> None:
         """Ends a custom-loop recording (what `on_train_end` does under `fit`)."""
         self._finish()
@@ -320,3 +394,6 @@ class TaylorRecorder(keras.callbacks.Callback):
         self.writer.close(status="complete", next_step=self._step, rounds_recorded=self._rounds.rounds,
                           nonfinite_rounds=self._nonfinite)
         self.writer = None
+        if self._worker_dir is not None:
+            shutil.rmtree(self._worker_dir, ignore_errors=True)
+            self._worker_dir = None
