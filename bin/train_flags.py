@@ -19,6 +19,8 @@ LIMIT = flags.DEFINE_integer("limit", None, "Train on the first N examples only.
 BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Minibatch size (default: the paper's, 64 or 128).")
 TAYLOR = flags.DEFINE_bool("taylor", True, "Record Taylor statistics (TaylorRecorder).")
 SCALES = flags.DEFINE_list("scales", ["network", "layer", "neuron"], "Scales the TaylorRecorder records.")
+LAYER_SCALE_LAYERS = flags.DEFINE_list(
+    "layer_scale_layers", None, "Layers recorded at layer scale, e.g. relu_fc,logits (default: every layer).")
 NEURONS_PER_LAYER = flags.DEFINE_integer("neurons_per_layer", 50, "Neurons sampled per layer (0: all).")
 TAYLOR_EVERY = flags.DEFINE_integer("taylor_every", 1, "Record Taylor data every k-th step.")
 TAYLOR_EXAMPLES = flags.DEFINE_integer("taylor_examples", None,
@@ -40,6 +42,7 @@ def train_config(optimizer: str, learning_rate: float | None, seed: int) -> Trai
         task=TASK.value, optimizer=optimizer, learning_rate=learning_rate, epochs=EPOCHS.value, seed=seed,
         dataset=DATASET.value, data_dir=DATA_DIR.value, limit=LIMIT.value, batch_size=BATCH_SIZE.value,
         taylor=TAYLOR.value, scales=tuple(SCALES.value), neurons_per_layer=NEURONS_PER_LAYER.value or None,
+        layer_scale_layers=None if LAYER_SCALE_LAYERS.value is None else tuple(LAYER_SCALE_LAYERS.value),
         taylor_every=TAYLOR_EVERY.value, taylor_examples=TAYLOR_EXAMPLES.value, activations=ACTIVATIONS.value,
         activation_records=ACTIVATION_RECORDS.value, probe_size=PROBE_SIZE.value,
         max_units_per_layer=MAX_UNITS.value, verbose=VERBOSE.value,

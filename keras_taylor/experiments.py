@@ -52,6 +52,7 @@ class TrainConfig:
         batch_size: None for the paper's batch size.
         taylor: Record Taylor statistics (TaylorRecorder).
         scales: The scales the TaylorRecorder records.
+        layer_scale_layers: Layers recorded at layer scale (None: all recorded layers).
         neurons_per_layer: Neurons sampled per layer for the neuron scale (None: all).
         taylor_every: Record every k-th step (the sums need every step for exact regret).
         taylor_examples: For cross-entropy, store the Taylor data of the first k examples of
@@ -76,6 +77,7 @@ class TrainConfig:
     batch_size: int | None = None
     taylor: bool = True
     scales: tuple = ("network", "layer", "neuron")
+    layer_scale_layers: tuple | None = None
     neurons_per_layer: int | None = 50
     taylor_every: int = 1
     taylor_examples: int | None = None
@@ -93,6 +95,8 @@ class TrainConfig:
             raise ValueError(f"epochs must be positive. Received: epochs={self.epochs}")
         if self.taylor_every < 1:
             raise ValueError(f"taylor_every must be positive. Received: taylor_every={self.taylor_every}")
+        if self.layer_scale_layers is not None:
+            object.__setattr__(self, "layer_scale_layers", tuple(self.layer_scale_layers))
 
     @property
     def resolved_learning_rate(self) -> float:
@@ -126,7 +130,8 @@ class TrainConfig:
         return f"{self.optimizer.lower()}_lr{self.resolved_learning_rate:g}_seed{self.seed}"
 
     def to_json(self) -> dict:
-        return {**dataclasses.asdict(self), "scales": list(self.scales)}
+        layer_scale_layers = None if self.layer_scale_layers is None else list(self.layer_scale_layers)
+        return {**dataclasses.asdict(self), "scales": list(self.scales), "layer_scale_layers": layer_scale_layers}
 
 
 def make_optimizer(name: str, learning_rate: float):
@@ -214,6 +219,7 @@ def train(config: TrainConfig, run_dir) -> pathlib.Path:
             schedule=schedules.every_k_steps(config.taylor_every), seed=config.seed, batch_size=batch_size,
             data_description={"source": description, "examples": len(x)}, verbose=config.verbose,
             examples_per_round=config.taylor_examples, storage_budget_bytes=config.storage_budget_bytes,
+            layer_scale_layers=config.layer_scale_layers,
         ))
     if config.activations:
         probe = x[np.random.default_rng(config.seed).permutation(len(x))[: config.probe_size]]

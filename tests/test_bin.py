@@ -70,7 +70,8 @@ def test_sweep_picks_the_lowest_loss(tmp_path):
 
 def test_reproduce_end_to_end_and_resumed_from_its_run_records(tmp_path):
     flags = [*TINY, "--epochs=2", "--activation_records=5", "--optimizers=sgd,rmsprop", "--seeds=1",
-             "--analysis_neurons=2", "--nofigure1", f"--work_dir={tmp_path / 'runs'}",
+             "--analysis_neurons=2", "--layer_scale_layers=relu_1,reconstruction", "--nofigure1",
+             f"--work_dir={tmp_path / 'runs'}",
              f"--results_dir={tmp_path / 'results'}"]
     _run("reproduce", *flags, "--grid_points=4", cwd=tmp_path)
     summary = json.loads((tmp_path / "results" / "summary.json").read_text())
@@ -88,6 +89,8 @@ def test_reproduce_end_to_end_and_resumed_from_its_run_records(tmp_path):
     for record, run_dir in zip(records, run_dirs):  # the record is the analysis without its per-round arrays
         stored, full = json.loads(record.read_text()), json.loads((run_dir / "analysis.json").read_text())
         assert stored["layers"] == full["layers"] and stored["exploration"] == full["exploration"]
+        assert {name for name, layer in stored["layers"].items() if "regret" in layer["layer"]} == {
+            "relu_1", "reconstruction"}
         assert stored["rounds"]["count"] == len(full["rounds"]["loss"])
         # The first epoch's exploration: the metrics of the activation records made during it.
         first = exploration.PackedConfigurations.from_run(run_dir / "activations").first_epochs(1)

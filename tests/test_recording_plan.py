@@ -53,6 +53,12 @@ def test_cross_entropy_records_factors_on_a_sparse_schedule():
     assert planned.resolved_loss.at_logits and planned.schedule == schedules.every_k_steps(10)
     assert planned.expected_rounds == 3
     assert [len(layer.neurons) for layer in planned.plan.layers] == [2, 2]
+    dense_only = plan_recording(model, RecorderOptions(neurons=2, scales=("neuron", "layer"),
+                                                       layer_scale_layers=["out"]), batch_size=8, total_steps=30)
+    assert _routes(dense_only) == {"conv": (Route.FACTORS, Route.SKIPPED), "out": (Route.FACTORS, Route.FACTORS)}
+    quadratic = plan_recording(_chain_model(), RecorderOptions(max_gram_cost=np.inf, layer_scale_layers=("relu_2",)),
+                               batch_size=16)
+    assert {name for name, routes in _routes(quadratic).items() if routes[1] is not Route.SKIPPED} == {"relu_2"}
 
 
 @pytest.mark.parametrize("options,message", [
@@ -60,7 +66,8 @@ def test_cross_entropy_records_factors_on_a_sparse_schedule():
     (dict(dtype="int8"), "dtype must be"),
     (dict(jtj_route="guess"), "jtj_route must be"),
     (dict(examples_per_round=0), "examples_per_round must be positive"),
-], ids=["scale", "dtype", "jtj_route", "examples"])
+    (dict(scales=("neuron",), layer_scale_layers=["relu_1"]), "which scales does not include"),
+], ids=["scale", "dtype", "jtj_route", "examples", "layer_scale_without_layer"])
 def test_bad_options_are_refused_by_name(options, message):
     with pytest.raises(ValueError, match=message):
         RecorderOptions(**options)
@@ -72,3 +79,5 @@ def test_unknown_layers_and_neurons_are_named():
     with pytest.raises(ValueError, match="relu_1' has 6 neurons"):
         plan_recording(_chain_model(), RecorderOptions(neurons={"relu_1": [9]}), batch_size=4)
     assert RecorderOptions(scales=("neuron",)).scales == (Scale.NEURON,)
+    with pytest.raises(ValueError, match="layer_scale_layers names layers \\['relu_1'\\] that are not recorded"):
+        plan_recording(_chain_model(), RecorderOptions(layers=["relu_2"], layer_scale_layers=["relu_1"]), batch_size=4)

@@ -62,6 +62,9 @@ class TaylorRecorder(keras.callbacks.Callback):
         total_steps: Expected number of steps (custom loops; `fit` provides it).
         record_gradients: Also record each round's loss gradient (checks, tests).
         scales: Which of "network", "layer", "neuron" to record.
+        layer_scale_layers: The layers recorded at layer scale (if "layer" is in
+            `scales`); default every recorded layer. A convnet's convolutional layers
+            are large at layer scale; their neuron scale is cheap.
         jtj_route: "propagate" computes JᵀJ of dense chains backward through the masked
             weights (Observation 2); "batch_jacobian" forms J per output component
             (the naive route, kept for comparison).
@@ -103,6 +106,7 @@ class TaylorRecorder(keras.callbacks.Callback):
         data_description: dict | None = None,
         tensorboard_dir=None,
         examples_per_round: int | None = None,
+        layer_scale_layers=None,
         verbose: int = 1,
     ):
         super().__init__()
@@ -111,7 +115,7 @@ class TaylorRecorder(keras.callbacks.Callback):
             loss=loss, convex=convex, storage_budget_bytes=storage_budget_bytes, gram_budget_bytes=gram_budget_bytes,
             max_network_parameters=max_network_parameters, max_gram_cost=max_gram_cost, dtype=dtype, seed=seed,
             record_gradients=record_gradients, scales=scales, jtj_route=jtj_route,
-            examples_per_round=examples_per_round,
+            examples_per_round=examples_per_round, layer_scale_layers=layer_scale_layers,
         )
         if tensorboard_dir is not None and importlib.util.find_spec("tensorboard") is None:
             raise ValueError(

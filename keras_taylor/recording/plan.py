@@ -39,6 +39,7 @@ class RecorderOptions:
     scales: tuple = (Scale.NETWORK, Scale.LAYER, Scale.NEURON)
     jtj_route: str = "propagate"
     examples_per_round: int | None = None
+    layer_scale_layers: tuple | None = None
 
     def __post_init__(self):
         if self.examples_per_round is not None and self.examples_per_round < 1:
@@ -54,6 +55,17 @@ class RecorderOptions:
             raise ValueError(f"jtj_route must be 'propagate' or 'batch_jacobian'. Received: {self.jtj_route!r}")
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(getattr(layer, "name", layer) for layer in self.layers))
+        if self.layer_scale_layers is not None:
+            if Scale.LAYER not in self.scales:
+                raise ValueError("layer_scale_layers names layers for the layer scale, which scales does not "
+                                 f"include. Received: scales={[scale.value for scale in self.scales]}")
+            object.__setattr__(self, "layer_scale_layers",
+                               tuple(getattr(layer, "name", layer) for layer in self.layer_scale_layers))
+
+    def records_layer_scale(self, layer_name: str) -> bool:
+        """Whether the layer scale of layer `layer_name` is asked for."""
+        return Scale.LAYER in self.scales and (self.layer_scale_layers is None
+                                               or layer_name in self.layer_scale_layers)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,6 +281,11 @@ def plan_recording(model, options: RecorderOptions, batch_size: int, total_steps
             if extra:
                 raise ValueError(f"neurons names layers {extra} that are not in layers={list(options.layers)}.")
     selected = [layer for layer in weighted if options.layers is None or layer.name in options.layers]
+    if options.layer_scale_layers is not None:
+        outside = sorted(set(options.layer_scale_layers) - {layer.name for layer in selected})
+        if outside:
+            raise ValueError(f"layer_scale_layers names layers {outside} that are not recorded; the recorded "
+                             f"layers are {[layer.name for layer in selected]}.")
     num_outputs = int(trace.outputs.shape[-1] if resolved.at_logits else trace.model_outputs.shape[-1])
     item = np.dtype(options.dtype).itemsize
     output_identity = bool(chain) and ends_in(model, chain[-1], resolved.at_logits)
@@ -307,7 +324,7 @@ def plan_recording(model, options: RecorderOptions, batch_size: int, total_steps
             layer_bytes = size * size * 8 if is_identity_output else (size * units) ** 2 * 8
             layer_flops = batch_size * (size * units) ** 2
             layer_route = Route.SKIPPED
-            if Scale.LAYER in options.scales:
+            if options.records_layer_scale(layer.name):
                 if is_identity_output:
                     layer_route = Route.GRAM
                     reasons.append("output layer with J = I: the layer Gram is I ⊗ Σ x̃x̃ᵀ (its neurons' sum)")
@@ -331,7 +348,7 @@ def plan_recording(model, options: RecorderOptions, batch_size: int, total_steps
         else:
             stored = min(batch_size, options.examples_per_round or batch_size)
             neuron_route = Route.FACTORS if chosen else Route.SKIPPED
-            layer_route = Route.FACTORS if Scale.LAYER in options.scales else Route.SKIPPED
+            layer_route = Route.FACTORS if options.records_layer_scale(layer.name) else Route.SKIPPED
             jacobian_all = stored * num_outputs * spatial * units * item
             jacobian_chosen = stored * num_outputs * spatial * len(chosen) * item
             input_bytes = stored * int(np.prod(layer.input.shape[1:])) * item
