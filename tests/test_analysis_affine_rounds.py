@@ -1,11 +1,14 @@
 """analysis.affine_rounds: stacked rounds against the per-round loop, and the affine Taylor map
 against the snapshot's `LayerFactors` (the NumPy algebra of keras_taylor.taylor)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 import keras_taylor as kt
-from keras_taylor.analysis.affine_rounds import LinearRound, RoundList, StackedRounds
+from keras_taylor.analysis.affine_rounds import (LinearRound, RoundList, StackedDenseRounds, StackedRounds,
+                                                 as_rounds)
 from keras_taylor.analysis.factors_route import layer_features
 from keras_taylor.schema import LayerRecord, Route
 from keras_taylor.taylor import LayerFactors
@@ -43,6 +46,41 @@ def test_stacked_neuron_rounds_match_the_per_round_loop(loss):
         assert_close(listed[0], reference, "float64")
         assert_close(listed[2](direction), hessian_product(direction), "float64")
     assert_close(stacked.incurred(loss), [loss(r.outputs(r.weights), r.targets) for r in rounds], "float64")
+
+
+@pytest.mark.parametrize("loss", [kt.losses.SparseCategoricalCrossentropyFromLogits("sum_over_batch_size"),
+                                  kt.losses.BinaryCrossentropyFromLogits(reduction="sum"),
+                                  kt.losses.MeanSquaredError("sum_over_batch_size")], ids=str)
+def test_stacked_dense_layer_rounds_match_the_per_round_loop(loss):
+    """The factored stack of a dense layer's rounds (layer scale) against `RoundList`'s loop."""
+    rng = np.random.default_rng(12)
+    outputs, inputs, units = 3, 5, 4
+    rounds = []
+    for batch in (4, 2, 5, 3):  # unequal rounds: each keeps its own reduction
+        if "categorical" in loss.name:
+            targets = rng.integers(0, outputs, batch)
+        elif "binary" in loss.name:
+            targets = rng.integers(0, 2, (batch, outputs)).astype(float)
+        else:
+            targets = rng.normal(size=(batch, outputs))
+        features = np.concatenate([rng.normal(size=(batch, 1, inputs)), np.ones((batch, 1, 1))], axis=2)
+        rounds.append(LinearRound(rng.normal(size=(batch, outputs)), targets, rng.normal(size=(inputs + 1) * units),
+                                  features=features, jacobian=rng.normal(size=(batch, outputs, 1, units))))
+    stacked = as_rounds(rounds, loss)
+    assert isinstance(stacked, StackedDenseRounds)
+    for count in (1, 3, 4):
+        v, direction = rng.normal(size=(inputs + 1) * units), rng.normal(size=(inputs + 1) * units)
+        value, gradient, hessian_product = stacked.prefix(count).curvature(v, loss)
+        listed_value, listed_gradient, listed_product = RoundList(rounds[:count]).curvature(v, loss)
+        assert_close(value, listed_value, "float64")
+        assert_close(stacked.prefix(count).value(v, loss), listed_value, "float64")
+        assert_close(gradient, listed_gradient, "float64")
+        assert_close(hessian_product(direction), listed_product(direction), "float64")
+        assert np.array_equal(stacked.prefix(count).weights, RoundList(rounds[:count]).weights)
+    assert_close(stacked.incurred(loss), RoundList(rounds).incurred(loss), "float64")
+    conv_like = [dataclasses.replace(r, features=np.repeat(r.features, 2, axis=1),
+                                     jacobian=np.repeat(r.jacobian, 2, axis=2)) for r in rounds]
+    assert isinstance(as_rounds(conv_like, loss), RoundList)  # several output positions: listed
 
 
 LAYER_CASES = {"dense": dict(kind="dense"), "conv_same_stride2": dict(kind="conv2d", kernel_size=(3, 3),

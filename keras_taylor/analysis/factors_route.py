@@ -124,7 +124,9 @@ def linear_rounds_of(reader, layer: str, members: list, keep: np.ndarray) -> lis
     linear_rounds = [[] for _ in members]
     read = 0
     kernel_field, bias_field = schema.kernel_field(layer), schema.bias_field(layer)
-    for chunk in reader.stream(schema.FACTORS_STREAM).chunks():
+    fields = ["step", "outputs", "targets", kernel_field, bias_field,
+              *(schema.factor_field(layer, part) for part in ("inputs", "z", "jacobian"))]
+    for chunk in reader.stream(schema.FACTORS_STREAM).chunks(fields):  # this layer's fields only
         for row in range(len(chunk["step"])):
             if read == rounds:
                 return linear_rounds
