@@ -265,3 +265,38 @@ def test_sgd_at_several_rates_is_judged_rate_by_rate(rng, tmp_path):
     assert not any(claim.endswith("than SGD on all three metrics") for claim in claims)
     single = report.load_analyses(paths[:2] + paths[4:])
     assert list(single) == ["sgd", "rmsprop", "adam"]
+
+
+def _exploration_means(**means) -> dict:
+    """A claims summary holding only the exploration means: optimizer → (min Hamming, switches, log-volume)."""
+    keys = ("mean_min_hamming_normalized", "mean_switch_proportion", "mean_finite_log_volume")
+    return {optimizer: {"exploration": {key: {"mean": value} for key, value in zip(keys, values)},
+                        "regret_exponents": {}}
+            for optimizer, values in means.items()}
+
+
+def test_exploration_claims_count_the_metrics_on_which_the_first_optimizer_is_higher():
+    rows = {row["claim"]: row for row in report.claim_rows(_exploration_means(
+        sgd=(0.1, 0.2, 30.0), rmsprop=(0.3, 0.1, 40.0), adam=(0.2, 0.05, 50.0)))}
+    assert rows["RMSProp explores more than SGD on all three metrics"]["verdict"] == (
+        "not reproduced (rmsprop higher on 2 of 3)")
+    assert rows["Adam explores less than RMSProp (all three metrics)"]["verdict"] == (
+        "not reproduced (rmsprop higher on 2 of 3)")
+    assert rows["Adam explores more than SGD (all three metrics)"]["verdict"] == (
+        "not reproduced (adam higher on 2 of 3)")
+    rows = {row["claim"]: row for row in report.claim_rows(_exploration_means(
+        sgd=(0.1, 0.1, 30.0), rmsprop=(0.3, 0.2, 40.0), adam=(0.2, 0.15, 35.0)))}
+    assert {rows[claim]["verdict"] for claim in ("RMSProp explores more than SGD on all three metrics",
+                                                 "Adam explores less than RMSProp (all three metrics)",
+                                                 "Adam explores more than SGD (all three metrics)")} == {"reproduced"}
+    assert "min Hamming rmsprop 0.3 vs sgd 0.1" in rows["RMSProp explores more than SGD on all three metrics"][
+        "measured"]
+
+
+def test_the_length_table_has_a_row_per_claim_and_a_verdict_per_length():
+    by_length = {1: [{"claim": "a", "verdict": "reproduced"}],
+                 5: [{"claim": "a", "verdict": "not reproduced"}, {"claim": "b", "verdict": "reproduced"}]}
+    lines = report.length_table(by_length)
+    rows = [line for line in lines if line.startswith("| ") and not line.startswith("| claim")]
+    assert rows == ["| a | reproduced | not reproduced |", "| b | n/a | reproduced |"]
+    assert report.length_table({5: by_length[5]}) == []  # one length: no table

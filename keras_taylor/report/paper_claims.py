@@ -180,8 +180,8 @@ def claim_rows(summary: dict) -> list[dict]:
                ("mean_finite_log_volume", "log-volume"))
 
     def compare(first, second, label):
-        values = [(name, summary_mean(summary, first, "exploration", key), summary_mean(summary, second, "exploration", key))
-                  for key, name in metrics]
+        values = [(name, summary_mean(summary, first, "exploration", key),
+                   summary_mean(summary, second, "exploration", key)) for key, name in metrics]
         if any(a is None or b is None for _, a, b in values):
             return {"claim": label, "measured": "n/a", "verdict": "not tested"}
         text = "; ".join(f"{name} {first} {a:.4g} vs {second} {b:.4g}" for name, a, b in values)
