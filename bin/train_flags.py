@@ -33,6 +33,9 @@ ACTIVATIONS = flags.DEFINE_bool("activations", True, "Record activation configur
 ACTIVATION_RECORDS = flags.DEFINE_integer("activation_records", 100, "About how many configurations to record.")
 PROBE_SIZE = flags.DEFINE_integer("probe_size", 10_000, "Training points in the activation probe set.")
 MAX_UNITS = flags.DEFINE_integer("max_units_per_layer", 10_000, "Units recorded per layer at most.")
+PLATEAU_PATIENCE = flags.DEFINE_integer(
+    "plateau_patience", None, "Convnet: stop once the training accuracy has not reached a new maximum for this many "
+    "epochs (--epochs is then the cap).")
 VERBOSE = flags.DEFINE_integer("verbose", 1, "Keras progress: 0 silent, 1 progress bar, 2 one line per epoch.")
 
 
@@ -46,5 +49,5 @@ def train_config(optimizer: str, learning_rate: float | None, seed: int) -> Trai
         taylor_every=TAYLOR_EVERY.value, taylor_examples=TAYLOR_EXAMPLES.value, activations=ACTIVATIONS.value,
         activation_records=ACTIVATION_RECORDS.value, probe_size=PROBE_SIZE.value,
         max_units_per_layer=MAX_UNITS.value, verbose=VERBOSE.value,
-        storage_budget_bytes=int(STORAGE_BUDGET_GIB.value * 2**30),
+        storage_budget_bytes=int(STORAGE_BUDGET_GIB.value * 2**30), plateau_patience=PLATEAU_PATIENCE.value,
     )

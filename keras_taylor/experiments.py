@@ -63,6 +63,10 @@ class TrainConfig:
         probe_size: Training points in the probe set of the ActivationRecorder.
         max_units_per_layer: Units recorded per layer at most (the paper's 10,000).
         verbose: Keras progress-bar mode for `fit`.
+        plateau_patience: If set, stop once the training accuracy has not reached a new
+            maximum for this many epochs (Keras's EarlyStopping; the paper trains the
+            convnet until its training accuracy stops rising); `epochs` is then the cap.
+            The convnet only (the autoencoder has no accuracy).
         storage_budget_bytes: The TaylorRecorder's `storage_budget_bytes`.
     """
 
@@ -87,6 +91,7 @@ class TrainConfig:
     max_units_per_layer: int = 10_000
     verbose: int = 1
     storage_budget_bytes: int = 4 << 30
+    plateau_patience: int | None = None
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -97,6 +102,10 @@ class TrainConfig:
             raise ValueError(f"taylor_every must be positive. Received: taylor_every={self.taylor_every}")
         if self.layer_scale_layers is not None:
             object.__setattr__(self, "layer_scale_layers", tuple(self.layer_scale_layers))
+        if self.plateau_patience is not None and (self.plateau_patience < 1 or self.task != "convnet"):
+            raise ValueError("plateau_patience (epochs without a new training-accuracy maximum) must be positive, "
+                             "and only the convnet logs an accuracy. "
+                             f"Received: plateau_patience={self.plateau_patience}, task={self.task!r}")
 
     @property
     def resolved_learning_rate(self) -> float:
@@ -229,6 +238,9 @@ def train(config: TrainConfig, run_dir) -> pathlib.Path:
             run_dir / "activations", probe, schedules.every_k_steps(every, start=every - 1),
             max_units_per_layer=config.max_units_per_layer, seed=config.seed,
         ))
+    if config.plateau_patience is not None:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="accuracy", mode="max", min_delta=0.0,
+                                                       patience=config.plateau_patience))
     start = time.perf_counter()
     history = model.fit(x, y, batch_size=batch_size, epochs=config.epochs, shuffle=True, verbose=config.verbose,
                         callbacks=callbacks)
@@ -236,8 +248,15 @@ def train(config: TrainConfig, run_dir) -> pathlib.Path:
     (run_dir / "done.json").write_text(json.dumps({
         "config": config.to_json(), "train_seconds": seconds, "data": description,
         "final_epoch_loss": float(history.history["loss"][-1]), "examples": len(x),
+        "epochs_trained": len(history.history["loss"]),
     }, indent=2))
     return run_dir
+
+
+def trained_epochs(run: dict) -> int:
+    """The epochs a run trained: its `done.json` record's (fewer than configured when it stopped at an
+    accuracy plateau; runs finished before that was recorded trained all their configured epochs)."""
+    return int(run.get("epochs_trained", run["config"]["epochs"]))
 
 
 def sweep_learning_rate(config: TrainConfig, rates, output_dir, summary_path=None) -> dict:
@@ -429,7 +448,7 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
                         if (layer, scale) in regrets.missing:
                             entry[scale] = {"missing": regrets.missing[(layer, scale)]}
             else:
-                result.update(explore_run(activations_dir, config.log_volume_k, result["run"]["config"]["epochs"]))
+                result.update(explore_run(activations_dir, config.log_volume_k, trained_epochs(result["run"])))
         except analysis.MissingStatisticsError as error:
             if kind == "layers":
                 result["layers"] = {layer: {"layer": {"missing": str(error)}, "neuron": {"missing": str(error)}}

@@ -9,6 +9,7 @@ by-length figure. NumPy only.
 import numpy as np
 
 from keras_taylor import open_questions
+from keras_taylor.experiments import trained_epochs
 from keras_taylor.analysis import band_fit_summary, fit_growth
 from keras_taylor.report.paper_claims import claim_rows, claims, summary_mean
 from keras_taylor.report.records import band_from_json, curve_from_json, round_count
@@ -41,7 +42,7 @@ def prefix_analysis(analysis: dict, epochs: int) -> dict:
     Raises:
         ValueError: `epochs` is not between 1 and the run's epochs, or the history lacks that epoch.
     """
-    run_epochs = int(analysis["run"]["config"]["epochs"])
+    run_epochs = trained_epochs(analysis["run"])
     if not 1 <= epochs <= run_epochs:
         raise ValueError(f"A prefix needs 1 ≤ epochs ≤ {run_epochs} (the run's). Received: epochs={epochs}")
     if epochs == run_epochs:
@@ -81,7 +82,7 @@ def lengths_measured(analyses: dict) -> list[int]:
     length if all runs share it, and the prefixes all runs measured exploration at."""
     runs = [run for group in analyses.values() for run in group]
     common = set.intersection(*({int(key) for key in run.get("exploration_by_length", {})} for run in runs))
-    full = {int(run["run"]["config"]["epochs"]) for run in runs}
+    full = {trained_epochs(run["run"]) for run in runs}
     shortest = min(full)
     return sorted({length for length in common if length <= shortest} | ({shortest} if len(full) == 1 else set()))
 

@@ -5,6 +5,7 @@ the verdicts by training length, tables per optimizer and layer, the figures and
 import pathlib
 
 from keras_taylor import open_questions
+from keras_taylor.experiments import trained_epochs
 from keras_taylor.report.paper_claims import TOP_NEURONS, claim_rows
 from keras_taylor.report.records import analyzed_layers
 
@@ -64,10 +65,17 @@ def markdown(summary: dict, analyses: dict, command: str, figures_written, by_le
     optimizers = list(summary)
     layers = analyzed_layers(analyses)
     first = next(iter(analyses.values()))[0]["run"]
-    _, statement = scale_statement(first["config"]["task"], int(first["examples"]), int(first["config"]["epochs"]))
+    trained = {group: [trained_epochs(run["run"]) for run in runs] for group, runs in analyses.items()}
+    shortest = min(min(epochs) for epochs in trained.values())
+    _, statement = scale_statement(first["config"]["task"], int(first["examples"]), shortest)
     lines = [statement + "\n", f"Regenerate with:\n\n```bash\n{command}\n```\n"]
+    epochs = f"{first['config']['epochs']} epochs"
+    if first["config"].get("plateau_patience"):
+        epochs = (f"trained until the training accuracy had not reached a new maximum for "
+                  f"{first['config']['plateau_patience']} epochs (at most {first['config']['epochs']}; epochs trained: "
+                  + ", ".join(f"{group} {values}" for group, values in trained.items()) + ")")
     lines.append(f"Data: {first['data']}; {first['examples']} training examples; "
-                 f"{first['config']['epochs']} epochs; seeds per optimizer: "
+                 f"{epochs}; seeds per optimizer: "
                  + ", ".join(f"{opt} {summary[opt]['seeds']}" for opt in optimizers) + ".\n")
     lines.append("## The paper's claims, measured\n\n| claim | measured | verdict |\n|---|---|---|")
     for row in claim_rows(summary):

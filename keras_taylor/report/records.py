@@ -14,6 +14,7 @@ import types
 
 import numpy as np
 
+from keras_taylor.experiments import trained_epochs
 from keras_taylor.storage import atomic_write
 from keras_taylor.analysis import GrowthFit, NeuronRegretBand, RegretCurve, SolverDiagnostics, fit_growth
 
@@ -209,7 +210,7 @@ def losses_by_epoch(analysis: dict) -> tuple[np.ndarray, np.ndarray]:
     """`_binned_losses` against training progress in epochs (the recorded rounds are spread evenly
     over training: every k-th step)."""
     centers, means = _binned_losses(analysis)
-    return centers * analysis["run"]["config"]["epochs"] / round_count(analysis), means
+    return centers * trained_epochs(analysis["run"]) / round_count(analysis), means
 
 
 def run_rows(analyses: dict) -> list[dict]:
@@ -219,7 +220,7 @@ def run_rows(analyses: dict) -> list[dict]:
         for run in runs:
             config, history = run["run"]["config"], run.get("history") or {}
             row = {"task": config["task"], "optimizer": config["optimizer"],
-                   "learning_rate": _learning_rate(config), "seed": config["seed"], "epochs": config["epochs"],
+                   "learning_rate": _learning_rate(config), "seed": config["seed"], "epochs": trained_epochs(run["run"]),
                    "examples": run["run"].get("examples"), "probe_size": config.get("probe_size"),
                    "final_loss": run["run"]["final_epoch_loss"]}
             if config["task"] == "convnet":
