@@ -154,23 +154,55 @@ def train(strategy, logdir):
     model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
               callbacks=[TaylorRecorder(logdir, verbose=0)])
     return kt.load_run(logdir)
+def train_loop(strategy, logdir):  # a custom loop: TaylorRecorder.step_function
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        inputs = keras.Input((5,))
+        hidden = kt.layers.RectifiedDense(6, name="first")(inputs)
+        hidden = keras.layers.Dense(4, activation="relu", name="second")(hidden)
+        model = keras.Model(inputs, keras.layers.Dense(2, name="out")(hidden))
+        optimizer = keras.optimizers.SGD(0.05)
+        optimizer.build(model.trainable_weights)
+    loss_fn = keras.losses.MeanSquaredError()
+    def replica_step(xb, yb):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, model(xb, training=True))
+        optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_weights), model.trainable_weights))
+    recorder = TaylorRecorder(logdir, loss="mse", verbose=0)
+    recorder.attach(model, batch_size=16, total_steps=8)
+    step = recorder.step_function(replica_step, strategy)
+    replicas = strategy.num_replicas_in_sync
+    for epoch in range(2):
+        recorder.on_epoch_begin(epoch)
+        for start in range(0, 64, 16):
+            def shard(values):
+                return lambda context: values[start:start + 16][
+                    context.replica_id_in_sync_group * 16 // replicas:][:16 // replicas]
+            step(strategy.experimental_distribute_values_from_function(shard(x)),
+                 strategy.experimental_distribute_values_from_function(shard(y)))
+    recorder.close()
+    return kt.load_run(logdir)
+def compare(first, second):
+    worst = 0.0
+    for name in second.streams:
+        a, b = first.stream(name).read(), second.stream(name).read()
+        for key in b:
+            scale = max(1.0, float(np.max(np.abs(b[key]))))
+            worst = max(worst, float(np.max(np.abs(a[key].astype(float) - b[key].astype(float)))) / scale)
+    return sorted(first.streams) == sorted(second.streams), worst
 mirrored = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), sys.argv[1] + "/mirrored")
 single = train(tf.distribute.OneDeviceStrategy("/cpu:0"), sys.argv[1] + "/single")
-same = sorted(mirrored.streams) == sorted(single.streams)
-worst = 0.0
-for name in single.streams:
-    a, b = mirrored.stream(name).read(), single.stream(name).read()
-    for key in b:
-        scale = max(1.0, float(np.max(np.abs(b[key]))))
-        worst = max(worst, float(np.max(np.abs(a[key].astype(float) - b[key].astype(float)))) / scale)
-print(json.dumps({"same_streams": same, "worst": worst, "replicas": 2}))
+same, worst = compare(mirrored, single)
+loop_same, loop_worst = compare(train_loop(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+                                           sys.argv[1] + "/loop"), single)
+print(json.dumps({"same_streams": same, "worst": worst, "loop_same_streams": loop_same, "loop_worst": loop_worst}))
 """
 
 
 def test_mirrored_strategy_records_the_single_device_statistics(tmp_path):
     result = _python(_MIRRORED, tmp_path)
-    assert result["same_streams"]
-    assert result["worst"] < 1e-4
+    assert result["same_streams"] and result["loop_same_streams"]
+    assert result["worst"] < 1e-4 and result["loop_worst"] < 1e-4  # fit, and a custom loop by step_function
 
 
 def test_custom_loop_records_what_fit_records(tmp_path, rng, float64):

@@ -320,8 +320,10 @@ class TaylorRecorder(keras.callbacks.Callback):
 
             recorder.attach(model, batch_size=global_batch, total_steps=steps)
             step = recorder.step_function(replica_step, strategy)
-            for x, y in strategy.experimental_distribute_dataset(dataset):
-                step(x, y)
+            for epoch in range(epochs):
+                recorder.on_epoch_begin(epoch)  # labels the rounds with their epoch
+                for x, y in strategy.experimental_distribute_dataset(dataset):
+                    step(x, y)
             recorder.close()
 
         Args:
