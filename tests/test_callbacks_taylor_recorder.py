@@ -143,24 +143,22 @@ import keras_taylor as kt
 from keras_taylor.callbacks import TaylorRecorder
 rng = np.random.default_rng(0)
 x, y = rng.normal(size=(64, 5)).astype("float32"), rng.normal(size=(64, 2)).astype("float32")
+def build():  # inside the strategy's scope
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((5,))
+    hidden = kt.layers.RectifiedDense(6, name="first")(inputs)
+    hidden = keras.layers.Dense(4, activation="relu", name="second")(hidden)
+    return keras.Model(inputs, keras.layers.Dense(2, name="out")(hidden))
 def train(strategy, logdir):
     with strategy.scope():
-        keras.utils.set_random_seed(1)
-        inputs = keras.Input((5,))
-        hidden = kt.layers.RectifiedDense(6, name="first")(inputs)
-        hidden = keras.layers.Dense(4, activation="relu", name="second")(hidden)
-        model = keras.Model(inputs, keras.layers.Dense(2, name="out")(hidden))
+        model = build()
         model.compile(keras.optimizers.SGD(0.05), "mse")
     model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0,
               callbacks=[TaylorRecorder(logdir, verbose=0)])
     return kt.load_run(logdir)
 def train_loop(strategy, logdir):  # a custom loop: TaylorRecorder.step_function
     with strategy.scope():
-        keras.utils.set_random_seed(1)
-        inputs = keras.Input((5,))
-        hidden = kt.layers.RectifiedDense(6, name="first")(inputs)
-        hidden = keras.layers.Dense(4, activation="relu", name="second")(hidden)
-        model = keras.Model(inputs, keras.layers.Dense(2, name="out")(hidden))
+        model = build()
         optimizer = keras.optimizers.SGD(0.05)
         optimizer.build(model.trainable_weights)
     loss_fn = keras.losses.MeanSquaredError()
