@@ -1,6 +1,7 @@
 """The report's per-layer exploration numbers, claim rows and analysis.json readers, on hand-made analyses."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -265,6 +266,12 @@ def test_sgd_at_several_rates_is_judged_rate_by_rate(rng, tmp_path):
     assert not any(claim.endswith("than SGD on all three metrics") for claim in claims)
     single = report.load_analyses(paths[:2] + paths[4:])
     assert list(single) == ["sgd", "rmsprop", "adam"]
+
+    report.write_report(paths, tmp_path / "report", "a command")
+    links = re.findall(r"!\[[^]]*\]\(([^)]*)\)", (tmp_path / "report" / "README.md").read_text())
+    assert "fig3_regret_sgd_lr8_seed0.png" in links
+    for link in links:  # a Markdown image link breaks at a space
+        assert re.fullmatch(r"[A-Za-z0-9._+-]+", link) and (tmp_path / "report" / link).exists(), link
 
 
 def _exploration_means(**means) -> dict:

@@ -5,6 +5,7 @@ The drawing is `keras_taylor.plotting`'s; this module lays out the figures and n
 """
 
 import pathlib
+import re
 
 import numpy as np
 
@@ -20,6 +21,11 @@ def _loss_title(analyses: dict) -> str:
     if counts and counts[-1] <= 100:
         return f"Training loss of each recorded round ({described} rounds),\nmean ± std over seeds"
     return f"Training loss: means of 100 equal blocks of the {described} recorded rounds,\nmean ± std over seeds"
+
+
+def _file_stem(group: str) -> str:
+    """A group's name as part of a file name a Markdown link can hold ("sgd lr=4" → "sgd_lr4")."""
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", group.replace(" lr=", "_lr"))
 
 
 def _layer_curves(analyses: dict, layer: str) -> dict:
@@ -106,7 +112,7 @@ def figures(analyses: dict, output_dir, dpi: int = 150, questions: dict | None =
             plotting.plot_loss_vs_taylor_optimum(right, band_from_json(run["layers"][first_hidden]["neuron"],
                                                                        first_hidden),
                                                  title=f"{optimizer}: {first_hidden} neurons")
-        save(figure, f"fig3_regret_{optimizer}_seed{run['run']['config']['seed']}")
+        save(figure, f"fig3_regret_{_file_stem(optimizer)}_seed{run['run']['config']['seed']}")
 
     # Fig. 5: exploration.
     explored = {opt: runs for opt, runs in analyses.items() if "min_hamming_normalized" in runs[0].get("exploration", {})}
