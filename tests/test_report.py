@@ -140,6 +140,31 @@ def test_fig6_losses_are_placed_by_epoch_alike_from_an_analysis_and_its_run_reco
     np.testing.assert_allclose(from_record[1], means)
 
 
+@pytest.mark.parametrize("rounds", [60, 4690], ids=["each_round", "blocks"])
+def test_round_losses_read_alike_from_an_analysis_its_run_record_and_their_prefixes(rounds, rng):
+    losses = rng.uniform(0.5, 2.0, size=rounds)
+    analysis = {"rounds": {"steps": list(range(rounds)), "loss": losses.tolist()}}
+    full, record = report.RoundLosses.of(analysis), report.RoundLosses.of(report.run_record(analysis))
+    assert full.count == record.count == rounds and record.losses is None
+    assert full.mean == pytest.approx(losses.mean()) and record.mean == pytest.approx(losses.mean())
+    np.testing.assert_array_equal(record.block_edges, full.block_edges)
+    np.testing.assert_allclose(record.block_means, full.block_means)
+    edges = full.block_edges
+    for block in (1, len(edges) // 3, len(edges) - 1):  # a prefix ending on a block edge: the same mean
+        count = int(edges[block])
+        assert full.first(count).mean == pytest.approx(losses[:count].mean())
+        assert record.first(count).mean == pytest.approx(losses[:count].mean())
+        assert record.first(count).to_record() == {"count": count, "mean_loss": record.first(count).mean}
+    inside = int(edges[len(edges) // 2]) + 1  # off an edge (blocks of several rounds): the whole blocks within
+    expected = losses[: int(edges[len(edges) // 2])] if rounds > 100 else losses[:inside]
+    assert record.first(inside).mean == pytest.approx(expected.mean())
+    assert report.RoundLosses.of({"rounds": record.first(inside).to_record()}).count == inside
+    with pytest.raises(ValueError, match="no blocks"):
+        record.first(inside).first(2)
+    with pytest.raises(ValueError, match="per-round losses"):
+        report.RoundLosses.of({"run": {}})
+
+
 def _exploration_summary(rng, records: int) -> dict:
     """An analysis.json "exploration" entry with random metrics over `records` activation records."""
     def summary(values):

@@ -12,7 +12,7 @@ from keras_taylor import open_questions
 from keras_taylor.experiments import trained_epochs
 from keras_taylor.analysis import band_fit_summary, fit_growth
 from keras_taylor.report.paper_claims import claim_rows, claims, summary_mean
-from keras_taylor.report.records import band_from_json, curve_from_json, round_count
+from keras_taylor.report.records import RoundLosses, band_from_json, curve_from_json
 
 
 def _cut_curve(record: dict, keep: np.ndarray, fraction: float, scale: str, layer: str | None) -> dict:
@@ -55,15 +55,9 @@ def prefix_analysis(analysis: dict, epochs: int) -> dict:
                   "config": {**analysis["run"]["config"], "epochs": epochs}}
     cut["exploration"] = analysis.get("exploration_by_length", {}).get(str(epochs), {})
     if "rounds" in analysis:
-        last = int(round(round_count(analysis) * epochs / run_epochs))
-        rounds = analysis["rounds"]
-        if "loss" in rounds:
-            cut["rounds"] = {"count": last, "mean_loss": float(np.mean(rounds["loss"][:last]))}
-        else:
-            edges, means = np.asarray(rounds["block_edges"]), np.asarray(rounds["block_loss"])
-            inside = edges[1:] <= last
-            cut["rounds"] = {"count": last, "mean_loss": float(np.average(means[inside], weights=np.diff(edges)[inside]))
-                             if inside.any() else float(means[0])}
+        rounds = RoundLosses.of(analysis)
+        last = int(round(rounds.count * epochs / run_epochs))
+        cut["rounds"] = rounds.first(last).to_record()
         fraction = analysis["analysis_config"]["fit_fraction"]
         if analysis.get("network") and "regret" in analysis["network"]:
             keep = np.asarray(analysis["network"]["rounds"]) <= last

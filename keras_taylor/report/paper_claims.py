@@ -8,7 +8,7 @@ std over seeds; `claim_rows` judges each claim from those numbers. NumPy only.
 import numpy as np
 
 from keras_taylor import open_questions
-from keras_taylor.report.records import analyzed_layers, optimizer_of
+from keras_taylor.report.records import RoundLosses, analyzed_layers, optimizer_of
 
 
 TOP_NEURONS = 40  # the paper: Adam's top ~40 neurons explore like RMSProp's
@@ -23,18 +23,13 @@ def _mean_std(values) -> dict:
     return {"mean": float(values.mean()), "std": float(values.std()), "n": int(values.size)}
 
 
-def _mean_round_loss(analysis: dict) -> float:
-    rounds = analysis["rounds"]
-    return rounds["mean_loss"] if "mean_loss" in rounds else float(np.mean(rounds["loss"]))
-
-
 def claims(analyses: dict) -> dict:
     """The paper's claims, measured: exponents, exploration metrics and final losses per optimizer."""
     summary = {}
     for optimizer, runs in analyses.items():
         entry = {"seeds": [run["run"]["config"]["seed"] for run in runs]}
         entry["final_epoch_loss"] = _mean_std([run["run"]["final_epoch_loss"] for run in runs])
-        entry["average_training_loss"] = _mean_std([_mean_round_loss(run) for run in runs if "rounds" in run])
+        entry["average_training_loss"] = _mean_std([RoundLosses.of(run).mean for run in runs if "rounds" in run])
         exponents = {}
         for layer in analyzed_layers(analyses):
             layer_records = [run["layers"].get(layer, {}) for run in runs]

@@ -69,16 +69,81 @@ def loss_blocks(losses: np.ndarray, blocks: int = 100) -> tuple[np.ndarray, np.n
     return edges, np.array([losses[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])
 
 
+@dataclasses.dataclass(frozen=True)
+class RoundLosses:
+    """The training losses of a run's recorded rounds, in the three forms a report meets them.
+
+    analysis.json keeps every round's loss (`"rounds": {"steps": [...], "loss": [...]}`); a run
+    record keeps their count, mean and 100 block means (`{"count", "mean_loss", "block_edges",
+    "block_loss"}`); a prefix of either (`first`) keeps its count and mean (`{"count", "mean_loss"}`).
+    Every reader of an analysis's "rounds" goes through this class.
+
+    Attributes:
+        count: How many rounds.
+        mean: Their mean loss.
+        losses: `[count]` every round's loss (analysis.json only, else None).
+        block_edges: `[K+1]` round indices bounding the blocks (None for a prefix).
+        block_means: `[K]` the mean loss of each block (None for a prefix).
+    """
+
+    count: int
+    mean: float
+    losses: np.ndarray | None = None
+    block_edges: np.ndarray | None = None
+    block_means: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, analysis: dict) -> "RoundLosses":
+        """The rounds of an analysis.json, a run record or a prefix of either.
+
+        Raises:
+            ValueError: The analysis has no "rounds" (nothing was recorded at Taylor scale).
+        """
+        if "rounds" not in analysis:
+            raise ValueError("The analysis has no per-round losses (its run recorded no Taylor data).")
+        rounds = analysis["rounds"]
+        if "loss" in rounds:
+            losses = np.asarray(rounds["loss"], np.float64)
+            edges, means = loss_blocks(losses)
+            return cls(len(losses), float(np.mean(losses)), losses, edges, means)
+        if "block_loss" in rounds:
+            return cls(int(rounds["count"]), float(rounds["mean_loss"]), None,
+                       np.asarray(rounds["block_edges"]), np.asarray(rounds["block_loss"]))
+        return cls(int(rounds["count"]), float(rounds["mean_loss"]))
+
+    def to_record(self) -> dict:
+        """The run record's form (`{"count", "mean_loss"}` and the blocks, where known)."""
+        record = {"count": self.count, "mean_loss": self.mean}
+        if self.block_means is not None:
+            record.update(block_edges=self.block_edges.tolist(), block_loss=self.block_means.tolist())
+        return record
+
+    def first(self, count: int) -> "RoundLosses":
+        """The first `count` rounds: their mean exactly from every round's loss, else the mean of the
+        whole blocks within them (the first block's when none is)."""
+        if self.losses is not None:
+            return RoundLosses(count, float(np.mean(self.losses[:count])))
+        if self.block_means is None:
+            raise ValueError("A prefix of the rounds keeps no blocks to cut again.")
+        inside = self.block_edges[1:] <= count
+        mean = (float(np.average(self.block_means[inside], weights=np.diff(self.block_edges)[inside]))
+                if inside.any() else float(self.block_means[0]))
+        return RoundLosses(count, mean)
+
+    def block_centers(self) -> np.ndarray:
+        """`[K]` the middle round of each block."""
+        if self.block_edges is None:
+            raise ValueError("A prefix of the rounds keeps no blocks.")
+        return (self.block_edges[:-1] + self.block_edges[1:]) / 2
+
+
 def run_record(analysis: dict) -> dict:
     """One run's analysis as results/<task>/runs/ keeps it: everything but the per-round losses, which
     become their mean and 100 block means (all the report reads of them): about 100 KB whatever the
     training length, where a 50-epoch analysis.json holds 47,000 rounds."""
     record = {key: value for key, value in analysis.items() if key not in ("rounds", "path")}
     if "rounds" in analysis:
-        losses = np.asarray(analysis["rounds"]["loss"], np.float64)
-        edges, means = loss_blocks(losses)
-        record["rounds"] = {"count": len(losses), "mean_loss": float(np.mean(losses)),
-                            "block_edges": edges.tolist(), "block_loss": means.tolist()}
+        record["rounds"] = RoundLosses.of(analysis).to_record()
     return record
 
 
@@ -189,28 +254,16 @@ def analyzed_layers(analyses: dict) -> list[str]:
     return names
 
 
-def _binned_losses(analysis: dict) -> tuple[np.ndarray, np.ndarray]:
-    """The per-round training loss averaged in 100 equal blocks of rounds: `(block centers, means)`."""
-    rounds = analysis["rounds"]
-    if "block_loss" in rounds:  # a run record
-        edges, means = np.asarray(rounds["block_edges"]), np.asarray(rounds["block_loss"])
-    else:
-        edges, means = loss_blocks(rounds["loss"])
-    return (edges[:-1] + edges[1:]) / 2, means
-
-
 def round_count(analysis: dict) -> int:
-    """How many rounds an analysis recorded (a run record keeps the count, an analysis.json the
-    per-round losses)."""
-    rounds = analysis["rounds"]
-    return rounds["count"] if "count" in rounds else len(rounds["loss"])
+    """How many rounds an analysis recorded."""
+    return RoundLosses.of(analysis).count
 
 
 def losses_by_epoch(analysis: dict) -> tuple[np.ndarray, np.ndarray]:
-    """`_binned_losses` against training progress in epochs (the recorded rounds are spread evenly
-    over training: every k-th step)."""
-    centers, means = _binned_losses(analysis)
-    return centers * trained_epochs(analysis["run"]) / round_count(analysis), means
+    """The per-round training loss averaged in 100 equal blocks of rounds, `(block centers in epochs,
+    means)` (the recorded rounds are spread evenly over training: every k-th step)."""
+    rounds = RoundLosses.of(analysis)
+    return rounds.block_centers() * trained_epochs(analysis["run"]) / rounds.count, rounds.block_means
 
 
 def run_rows(analyses: dict) -> list[dict]:
