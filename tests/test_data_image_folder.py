@@ -1,6 +1,7 @@
 """keras_taylor.data.image_folder: the image-folder route (CIFAR-10), its class order, layouts and errors."""
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -29,6 +30,17 @@ def test_image_folder_order_is_deterministic_and_limit_takes_a_prefix(tmp_path, 
     limited = load_dataset("cifar10", data_dir=tmp_path / "folder", cache_dir=tmp_path / "cache_a", limit=3)
     np.testing.assert_array_equal(limited.images, first.images[:3])
     np.testing.assert_array_equal(limited.labels, first.labels[:3])
+
+
+def test_image_folder_leaves_no_temporary_directory_behind(tmp_path, rng, monkeypatch):
+    # tfds' DatasetInfo.initialize_from_bucket makes a mkdtemp("tfds") directory it never removes.
+    write_image_folder(tmp_path / "folder", rng)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
+    load_dataset("cifar10", data_dir=tmp_path / "folder", cache_dir=tmp_path / "cache")
+    assert list(temporary.iterdir()) == []
+    assert tempfile.gettempdir() == str(temporary)
 
 
 def test_image_folder_accepts_a_single_subfolder_holding_the_layout(tmp_path, rng):

@@ -4,9 +4,11 @@ tensorflow-datasets' `ImageFolder` lists and labels the images, TensorFlow decod
 imported only when a split is decoded), and the decoded arrays are cached (`cache`).
 """
 
+import contextlib
 import hashlib
 import os
 import pathlib
+import tempfile
 
 import numpy as np
 
@@ -68,13 +70,30 @@ def _list_image_folder(root: pathlib.Path, split: str) -> tuple[tuple[str, ...],
     return tuple(class_names), image_files
 
 
+@contextlib.contextmanager
+def _temporary_files_removed():
+    """Points `tempfile` at a private directory, removed with all it holds on exit.
+
+    tfds' `DatasetInfo.initialize_from_bucket` (run when an `ImageFolder` is built) makes a
+    `mkdtemp("tfds")` directory and never removes it: one stray directory per load otherwise.
+    """
+    saved = tempfile.tempdir
+    with tempfile.TemporaryDirectory(prefix="keras_taylor_tfds_") as private:
+        tempfile.tempdir = private
+        try:
+            yield
+        finally:
+            tempfile.tempdir = saved
+
+
 def _decode_image_folder(
     root: pathlib.Path, split: str, image_files: list[tuple[str, int, int]], image_shape: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
 
-    builder = tfds.folder_dataset.ImageFolder(str(root), shape=(None, None, image_shape[-1]))
+    with _temporary_files_removed():
+        builder = tfds.folder_dataset.ImageFolder(str(root), shape=(None, None, image_shape[-1]))
     # tfds' own image decoding uses TensorFlow's default (fast) JPEG inverse DCT, which on the
     # CIFAR-10 JPEG copy shifts the red and blue channel means by about 0.005; the accurate
     # one decodes exactly as PIL/libjpeg do. So ImageFolder lists and labels, and we decode.
