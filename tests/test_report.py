@@ -273,6 +273,23 @@ def test_verdicts_by_length_judge_each_prefix_and_the_whole_runs(rng, tmp_path):
     assert (tmp_path / "report" / "verdicts_by_length.png").exists()
 
 
+def test_the_training_accuracy_is_reported_where_the_runs_logged_it(rng, tmp_path):
+    analyses = {optimizer: [_run_analysis(rng, optimizer, seed) for seed in range(2)] for optimizer in ("sgd", "adam")}
+    for run in analyses["sgd"]:
+        run["history"]["accuracy"] = np.sort(rng.uniform(0.1, 1, 10)).tolist()
+    summary = report.claims(analyses)
+    assert summary["sgd"]["final_training_accuracy"]["mean"] == pytest.approx(
+        np.mean([run["history"]["accuracy"][-1] for run in analyses["sgd"]]))
+    assert "final_training_accuracy" not in summary["adam"]
+    cut = report.claims({group: [report.prefix_analysis(run, 5) for run in runs] for group, runs in analyses.items()})
+    assert cut["sgd"]["final_training_accuracy"]["mean"] == pytest.approx(
+        np.mean([run["history"]["accuracy"][4] for run in analyses["sgd"]]))
+    text = report.markdown(summary, analyses, "a command", [])
+    assert "| final-epoch training accuracy |" in text and "| adam |" in text.split("## Training loss")[1]
+    without = {"adam": analyses["adam"]}
+    assert "training accuracy" not in report.markdown(report.claims(without), without, "a command", [])
+
+
 def test_sgd_at_several_rates_is_judged_rate_by_rate(rng, tmp_path):
     runs = [_run_analysis(rng, "sgd", seed, learning_rate=rate) for rate in (8.0, 2.0) for seed in range(2)]
     runs += [_run_analysis(rng, optimizer, 0) for optimizer in ("rmsprop", "adam")]

@@ -36,7 +36,7 @@ def prefix_analysis(analysis: dict, epochs: int) -> dict:
     The regret curves keep their grid points within those epochs' rounds and are fitted again
     over the same fraction of what remains; the exploration metrics are the analysis's own for
     that prefix ("exploration_by_length", from the activation records of those epochs; absent:
-    no exploration); the final-epoch loss is that epoch's. A record keeps the per-round losses
+    no exploration); the final-epoch loss is that epoch's, and the epoch log ("history") stops there. A record keeps the per-round losses
     as 100 block means: its prefix's mean loss averages the whole blocks within the prefix.
 
     Raises:
@@ -51,6 +51,7 @@ def prefix_analysis(analysis: dict, epochs: int) -> dict:
     if len(history.get("loss", [])) < epochs:
         raise ValueError(f"The analysis's history has no loss for epoch {epochs}: {len(history.get('loss', []))} epochs.")
     cut = {key: value for key, value in analysis.items() if key not in ("exploration", "exploration_by_length")}
+    cut["history"] = {key: values[:epochs] for key, values in history.items()}
     cut["run"] = {**analysis["run"], "final_epoch_loss": history["loss"][epochs - 1],
                   "config": {**analysis["run"]["config"], "epochs": epochs}}
     cut["exploration"] = analysis.get("exploration_by_length", {}).get(str(epochs), {})

@@ -30,6 +30,9 @@ def claims(analyses: dict) -> dict:
         entry = {"seeds": [run["run"]["config"]["seed"] for run in runs]}
         entry["final_epoch_loss"] = _mean_std([run["run"]["final_epoch_loss"] for run in runs])
         entry["average_training_loss"] = _mean_std([RoundLosses.of(run).mean for run in runs if "rounds" in run])
+        accuracies = [(run.get("history") or {}).get("accuracy") for run in runs]
+        if any(accuracies):  # the convnet logs its training accuracy every epoch
+            entry["final_training_accuracy"] = _mean_std([values[-1] for values in accuracies if values])
         exponents = {}
         for layer in analyzed_layers(analyses):
             layer_records = [run["layers"].get(layer, {}) for run in runs]
