@@ -269,14 +269,41 @@ class PackedConfigurations:
             )
         if name not in self.layer_slices:
             raise ValueError(f"No layer {name!r}; the layers are {list(self.layer_slices)}.")
+        selected = np.zeros(self.num_units, bool)
+        selected[self.layer_slices[name]] = True
+        return self.units(selected, chunk_size)
+
+    def units(self, selected: np.ndarray, chunk_size: int = DEFAULT_CHUNK_POINTS) -> "PackedConfigurations":
+        """The configurations of the selected units only, repacked (e.g. the units alive at the end).
+
+        Args:
+            selected: bool `[M]`, the units to keep (in their order).
+            chunk_size: Probe points unpacked at a time.
+
+        Returns:
+            The same rounds with M = the selected count; each layer keeps its selected units
+            (a layer with none is dropped from `layer_slices`).
+
+        Raises:
+            ValueError: if `selected` is not a bool `[M]` selecting at least one unit.
+        """
+        selected = np.asarray(selected)
+        if selected.dtype != bool or selected.shape != (self.num_units,) or not selected.any():
+            raise ValueError(f"selected must be a bool [M={self.num_units}] array selecting at least one unit. "
+                             f"Received: dtype {selected.dtype}, shape {selected.shape}, {int(selected.sum())} selected")
         _check_chunk_size(chunk_size)
-        units = self.layer_slices[name]
-        width = units.stop - units.start
+        width = int(selected.sum())
         packed = np.empty((self.num_rounds, self.num_points, _num_bytes(width)), np.uint8)
         for start in range(0, self.num_points, chunk_size):
             bits = np.unpackbits(self.packed[:, start:start + chunk_size], axis=2, count=self.num_units)
-            packed[:, start:start + chunk_size] = np.packbits(bits[:, :, units], axis=2)
-        return PackedConfigurations(packed, width, self.steps, self.epochs, {name: slice(0, width)})
+            packed[:, start:start + chunk_size] = np.packbits(bits[:, :, selected], axis=2)
+        layer_slices = None
+        if self.layer_slices is not None:
+            kept_before = np.concatenate([[0], np.cumsum(selected)])  # selected units before each position
+            layer_slices = {name: slice(int(kept_before[units.start]), int(kept_before[units.stop]))
+                            for name, units in self.layer_slices.items()
+                            if kept_before[units.stop] > kept_before[units.start]}
+        return PackedConfigurations(packed, width, self.steps, self.epochs, layer_slices)
 
 
 Configurations = PackedConfigurations | np.ndarray

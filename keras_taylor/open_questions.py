@@ -81,17 +81,18 @@ def exploration_vs_loss(analyses: dict) -> dict:
 
 def dead_units(analyses: dict) -> dict:
     """Per group: the units dead on the whole probe set at the last record (per layer), when they died,
-    and the switch proportion over the units alive at the end.
+    and each exploration metric over all units and over the units alive at the end.
 
     A unit counts as dead at a record when it is off on every probe point then; "died by epoch"
-    is the first record's epoch from which the dead count stays at its final value. Dead units
-    never switch, so a switch proportion over all M units understates the live units' switching
-    by M_alive/M: "switch_proportion_alive" rescales it by the units alive at the end.
+    is the first record's epoch from which the dead count stays at its final value. The paper's
+    definitions count a dead unit as not exploring (its column is constant from its death on);
+    "without" them is the analysis's "alive_at_end" entry, the metrics recomputed over the units
+    alive at the last record (None for an analysis made before it was computed).
 
     Returns:
         `{group: {"final_dead": [per seed], "final_dead_per_layer": {layer: [per seed]},
-        "dead_by_epoch": [per seed], "units": M, "switch_proportion_all": [per seed],
-        "switch_proportion_alive": [per seed]}}` for the runs whose analysis counted dead units.
+        "dead_by_epoch": [per seed], "units": M, "metrics": {metric name: {"all": [per seed],
+        "alive": [per seed]}}}}` for the runs whose analysis counted dead units.
     """
     result = {}
     for group, run in _explored(analyses):
@@ -99,18 +100,18 @@ def dead_units(analyses: dict) -> dict:
         if "dead_units" not in exploration:
             continue
         total = np.asarray(exploration["dead_units"]["total"])
-        units = exploration["num_units"]
         settled = int(np.flatnonzero(total != total[-1])[-1] + 1) if np.any(total != total[-1]) else 0
-        entry = result.setdefault(group, {"units": units, "final_dead": [], "final_dead_per_layer": {},
-                                          "dead_by_epoch": [], "switch_proportion_all": [],
-                                          "switch_proportion_alive": []})
+        entry = result.setdefault(group, {
+            "units": exploration["num_units"], "final_dead": [], "final_dead_per_layer": {}, "dead_by_epoch": [],
+            "metrics": {name: {"all": [], "alive": []} for _, name, _ in EXPLORATION_METRICS}})
         entry["final_dead"].append(int(total[-1]))
         for layer, counts in exploration["dead_units"]["per_layer"].items():
             entry["final_dead_per_layer"].setdefault(layer, []).append(int(counts[-1]))
         entry["dead_by_epoch"].append(int(exploration["epochs"][settled]) + 1 if total[-1] else None)
-        switches = exploration["switches"]["mean_finite"]
-        entry["switch_proportion_all"].append(switches)
-        entry["switch_proportion_alive"].append(switches * units / (units - total[-1]) if units > total[-1] else None)
+        alive = exploration.get("alive_at_end")
+        for _, name, read in EXPLORATION_METRICS:
+            entry["metrics"][name]["all"].append(read(exploration))
+            entry["metrics"][name]["alive"].append(read(alive) if alive and alive["units"] else None)
     return result
 
 

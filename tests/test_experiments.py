@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from keras_taylor import experiments
+from keras_taylor import experiments, exploration, storage
 
 from data_fixtures import write_image_folder
 
@@ -41,3 +41,36 @@ def test_plateau_stopping_is_refused_where_no_accuracy_is_logged():
         experiments.TrainConfig(task="autoencoder", plateau_patience=3)
     with pytest.raises(ValueError, match="plateau_patience=0"):
         experiments.TrainConfig(task="convnet", plateau_patience=0)
+
+
+def test_exploration_without_the_units_dead_at_the_end(tmp_path, rng):
+    rounds, points, widths = 6, 10, {"first": 5, "second": 6}
+    configs = rng.random((rounds, points, sum(widths.values()))) < rng.uniform(0.2, 0.8, sum(widths.values()))
+    configs[:, :, 3] = False  # dead throughout
+    configs[4:, :, 7] = False  # dies at record 4: switches off on every point on the way
+    configs[:4, 0, 7] = True
+    manifest = {"kind": "activations", "num_units": configs.shape[2], "layer_order": list(widths),
+                "layers": {name: {"shape": [width], "units": list(range(width))} for name, width in widths.items()}}
+    writer = storage.RunWriter(tmp_path / "activations", manifest)
+    for index, config in enumerate(configs):
+        writer.append("configurations", step=index * 10, epoch=index - 1, packed=np.packbits(config, axis=1))
+    writer.close()
+
+    explored = experiments.explore_run(tmp_path / "activations", log_volume_k=3, epochs=5)["exploration"]
+    alive = np.ones(configs.shape[2], bool)
+    alive[[3, 7]] = False
+    kept = configs[:, :, alive]
+    alive_at_end = explored["alive_at_end"]
+    assert alive_at_end["units"] == 9 and explored["dead_units"]["total"][-1] == 2
+    naive_min_hamming = [min(np.sum(kept[n] != kept[k]) for k in range(n)) / kept[0].size for n in range(1, rounds)]
+    np.testing.assert_allclose(alive_at_end["min_hamming_normalized"][1:], naive_min_hamming)
+    assert alive_at_end["switches"]["mean_finite"] == pytest.approx(np.mean(kept[1:] != kept[:-1]))
+    unit_volume = exploration.log_volume(configs, k=3, sort=False)
+    assert alive_at_end["log_volume"]["mean_finite"] == pytest.approx(np.mean(unit_volume[alive][np.isfinite(unit_volume[alive])]))
+    # The metrics over all units are unchanged by it.
+    stored = [-np.inf if value is None else value for value in explored["log_volume_sorted"]]
+    np.testing.assert_allclose(stored, np.sort(unit_volume))
+    assert explored["switches"]["mean_finite"] == pytest.approx(np.mean(configs[1:] != configs[:-1]))
+    # Unit 7 switched off on the way to dying: over all units the switches count it, alive ones do not.
+    assert alive_at_end["switches"]["mean_finite"] != pytest.approx(
+        explored["switches"]["mean_finite"] * configs.shape[2] / 9)

@@ -296,6 +296,27 @@ def test_layer_takes_its_units(rng):
 
 
 @pytest.mark.parametrize("chunk_size", [1, 4, 100], ids=["chunk1", "chunk4", "one_chunk"])
+def test_units_keeps_the_selected_units_and_their_layers(chunk_size, rng):
+    configs = _random_configurations(rng, (4, 11, 21))
+    slices = {"first": slice(0, 9), "middle": slice(9, 13), "last": slice(13, 21)}
+    packed = _with_junk_padding(PackedConfigurations.from_bool(configs, layer_slices=slices), rng)
+    packed = PackedConfigurations(packed.packed, 21, packed.steps, packed.epochs, slices)
+    selected = rng.random(21) < 0.6
+    selected[9:13] = False  # a layer with no unit kept is dropped
+    selected[[0, 20]] = True
+    kept = packed.units(selected, chunk_size=chunk_size)
+    np.testing.assert_array_equal(kept.unpack(), configs[:, :, selected])
+    assert kept.num_units == selected.sum() and list(kept.layer_slices) == ["first", "last"]
+    for name in ("first", "last"):
+        np.testing.assert_array_equal(kept.layer(name).unpack(), configs[:, :, slices[name]][:, :, selected[slices[name]]])
+    np.testing.assert_array_equal(exploration.switches(kept, sort=False),
+                                  (configs[1:, :, selected] != configs[:-1, :, selected]).mean(axis=(0, 2)))
+    for bad in (np.zeros(21, bool), np.ones(20, bool), np.ones(21, int)):
+        with pytest.raises(ValueError, match="selected must be a bool"):
+            packed.units(bad)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 100], ids=["chunk1", "chunk4", "one_chunk"])
 def test_dead_units_are_off_on_every_point(chunk_size, rng):
     configs = _random_configurations(rng, (5, 9, 11))
     configs[:, :, 3] = False  # dead throughout

@@ -35,13 +35,19 @@ def test_rank_correlation_is_spearmans_with_an_interval_around_it(rng):
     assert with_nan["n"] == 12 and with_nan["rho"] == pytest.approx(expected.statistic)
 
 
-def test_dead_units_settle_and_rescale_the_switches(rng):
+def test_dead_units_settle_and_the_metrics_read_with_and_without_them(rng):
     run = _analysis(rng, 0, [1.0, 0.5, 0.4, 0.4], [0, 0.3, 0.2, 0.1, 0.05], [0, 1, 3, 3, 3], switches=0.2)
-    never = _analysis(rng, 1, [1.0, 0.5, 0.4, 0.4], [0, 0.3, 0.2, 0.1, 0.05], [0, 0, 0, 0, 0], switches=0.1)
-    result = open_questions.dead_units({"sgd": [run, never]})["sgd"]
+    run["exploration"]["alive_at_end"] = {"units": 7, "min_hamming_normalized": [None, 0.4, 0.3, 0.1, 0.1],
+                                          "switches": {"mean_finite": 0.25}, "log_volume": {"mean_finite": 3.0}}
+    before = _analysis(rng, 1, [1.0, 0.5, 0.4, 0.4], [0, 0.3, 0.2, 0.1, 0.05], [0, 0, 0, 0, 0], switches=0.1)
+    result = open_questions.dead_units({"sgd": [run, before]})["sgd"]
     assert result["final_dead"] == [3, 0] and result["final_dead_per_layer"] == {"a": [3, 0], "b": [0, 0]}
     assert result["dead_by_epoch"] == [2, None]  # the count reached 3 at the record of epoch index 1
-    assert result["switch_proportion_alive"] == [pytest.approx(0.2 * 10 / 7), pytest.approx(0.1)]
+    metrics = result["metrics"]
+    assert metrics["mean switch proportion"] == {"all": [0.2, 0.1], "alive": [0.25, None]}  # None: not computed
+    assert metrics["mean min Hamming distance (normalized)"]["all"][0] == pytest.approx(np.mean([0.3, 0.2, 0.1, 0.05]))
+    assert metrics["mean min Hamming distance (normalized)"]["alive"][0] == pytest.approx(np.mean([0.4, 0.3, 0.1, 0.1]))
+    assert metrics["mean finite log-volume"]["alive"] == [3.0, None]
 
 
 def test_exploration_ends_and_the_loss_plateau(rng):

@@ -165,16 +165,18 @@ def open_question_lines(questions: dict) -> list[str]:
              "more end lower):\n", "| metric | ρ |", "|---|---|"]
     lines += [f"| {name} | {_interval(entry['correlation'])} |" for name, entry in questions["exploration_vs_loss"].items()]
     if questions["dead_units"]:
+        names = [name for _, name, _ in open_questions.EXPLORATION_METRICS]
         lines += ["", "Dead units (off on every probe point at the last record; per seed), when the count "
-                  "settled, and the switch proportion over all units vs over the units alive at the end:\n",
-                  "| group | dead at the end | per layer | settled by epoch | switches (all) | switches (alive) |",
-                  "|---|---|---|---|---|---|"]
+                  "settled, and each exploration metric over all units / over the units alive at the end only "
+                  "(the paper's definitions count a dead unit as not exploring):\n",
+                  "| group | dead at the end | per layer | settled by epoch | " + " | ".join(names) + " |",
+                  "|---|---|---|---|" + "---|" * len(names)]
         for group, entry in questions["dead_units"].items():
             per_layer = "; ".join(f"{layer} {counts}" for layer, counts in entry["final_dead_per_layer"].items())
-            switches = [[None if v is None else round(float(v), 4) for v in entry[key]]
-                        for key in ("switch_proportion_all", "switch_proportion_alive")]
+            cells = [" / ".join(str([None if v is None else float(f"{v:.3g}") for v in entry["metrics"][name][part]])
+                                for part in ("all", "alive")) for name in names]
             lines.append(f"| {group} | {entry['final_dead']} of {entry['units']} | {per_layer} | "
-                         f"{entry['dead_by_epoch']} | {switches[0]} | {switches[1]} |")
+                         f"{entry['dead_by_epoch']} | " + " | ".join(cells) + " |")
     layers = questions["layer_exploration"]
     if layers:
         names = list(next(iter(layers.values())))

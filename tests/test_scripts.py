@@ -1,0 +1,46 @@
+"""scripts/: the maintenance scripts, run on tiny inputs."""
+
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+
+from keras_taylor import experiments, storage
+
+_SCRIPTS = pathlib.Path(__file__).resolve().parents[1] / "scripts"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, _SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_update_run_exploration_adds_what_is_new_only_where_the_stored_metrics_agree(tmp_path, rng):
+    configs = rng.random((5, 12, 9)) < 0.5
+    configs[:, :, 2] = False  # a dead unit
+    manifest = {"kind": "activations", "num_units": 9, "layer_order": ["a", "b"],
+                "layers": {"a": {"shape": [4], "units": list(range(4))}, "b": {"shape": [5], "units": list(range(5))}}}
+    writer = storage.RunWriter(tmp_path / "run" / "activations", manifest)
+    for index, config in enumerate(configs):
+        writer.append("configurations", step=10 * index, epoch=index - 1, packed=np.packbits(config, axis=1))
+    writer.close()
+    explored = json.loads(json.dumps(experiments.explore_run(tmp_path / "run" / "activations", 3, 4),
+                                     default=lambda number: number.item()))
+    old = {key: {length: {k: v for k, v in entry.items() if k != "alive_at_end"} for length, entry in value.items()}
+           if key == "exploration_by_length" else {k: v for k, v in value.items() if k != "alive_at_end"}
+           for key, value in explored.items()}
+    record = json.loads(json.dumps({"run": {"config": {"epochs": 4}}, "analysis_config": {"log_volume_k": 3}, **old}))
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(record))
+    record["exploration"]["switches"]["mean_finite"] += 1e-9  # not this run's activation records
+    bad.write_text(json.dumps(record))
+
+    script = _script("update_run_exploration")
+    assert script.main([str(good), str(tmp_path / "run"), str(bad), str(tmp_path / "run")]) == 1
+    updated = json.loads(good.read_text())
+    assert updated["exploration"] == explored["exploration"] and updated["exploration"]["alive_at_end"]["units"] == 8
+    assert updated["exploration_by_length"] == explored["exploration_by_length"]
+    assert json.loads(bad.read_text()) == record  # untouched
