@@ -11,6 +11,7 @@ keras_taylor.experiments and keras_taylor.report.
 
 import dataclasses
 import pathlib
+import shutil
 import sys
 
 from absl import app
@@ -34,6 +35,13 @@ _GRID_POINTS = flags.DEFINE_integer("grid_points", 8, "About how many log-spaced
 _LAYER_CG_RTOL = flags.DEFINE_float("layer_cg_rtol", 1e-4, "Conjugate-gradient relative residual for layers "
                                     "solved matrix-free (the autoencoder's first layer).")
 _FIGURE1 = flags.DEFINE_bool("figure1", True, "Also train Fig. 1's small ReLU net and draw its shattered gradient.")
+_SEEDS_OUTER = flags.DEFINE_bool(
+    "seeds_outer", False, "Run seed 0 of every setting before seed 1 of any: a reproduction stopped part way "
+    "has the same seeds of every setting.")
+_KEEP_TAYLOR_DATA = flags.DEFINE_bool(
+    "keep_taylor_data", True, "Keep each run's Taylor recording (<work_dir>/<task>/<run>/taylor, gigabytes at the "
+    "paper's length) after its record is written. The report needs only the records; analyzing the run again "
+    "needs the recording (without it the run is trained again).")
 
 
 flags.FLAGS.set_default("probe_size", 2000)
@@ -50,15 +58,18 @@ def main(argv):
     rates = _rates_by_optimizer(_LEARNING_RATES.value)
     records = []
     settings = [(optimizer, rate) for optimizer in _OPTIMIZERS.value for rate in rates.get(optimizer, [None])]
-    for optimizer, rate in settings:
-        for seed in range(_SEEDS.value):
-            config = train_flags.train_config(optimizer, rate, seed)
-            records.append(results_dir / "runs" / f"{config.run_name()}.json")
-            if report.existing_run_record(records[-1], config.to_json(), dataclasses.asdict(analysis_config)):
-                print(f"{records[-1]}: done with the same settings, skipped.")
-                continue
-            run_dir = experiments.train(config, f"{_WORK_DIR.value}/{task}/{config.run_name()}")
-            report.write_run_record(experiments.analyze_with_progress(run_dir, analysis_config), records[-1])
+    runs = ([(setting, seed) for seed in range(_SEEDS.value) for setting in settings] if _SEEDS_OUTER.value else
+            [(setting, seed) for setting in settings for seed in range(_SEEDS.value)])
+    for (optimizer, rate), seed in runs:
+        config = train_flags.train_config(optimizer, rate, seed)
+        records.append(results_dir / "runs" / f"{config.run_name()}.json")
+        if report.existing_run_record(records[-1], config.to_json(), dataclasses.asdict(analysis_config)):
+            print(f"{records[-1]}: done with the same settings, skipped.")
+            continue
+        run_dir = experiments.train(config, f"{_WORK_DIR.value}/{task}/{config.run_name()}")
+        report.write_run_record(experiments.analyze_with_progress(run_dir, analysis_config), records[-1])
+        if not _KEEP_TAYLOR_DATA.value:
+            shutil.rmtree(run_dir / "taylor", ignore_errors=True)
     report.write_report(records, results_dir, " ".join(["keras-taylor-reproduce"] + sys.argv[1:]))
     if _FIGURE1.value:
         experiments.figure1(experiments.Figure1Config(), results_dir)

@@ -195,7 +195,13 @@ def _finished(run_dir: pathlib.Path, config: TrainConfig) -> bool:
     if set(stored) - known:
         return False
     stored = {**stored, "scales": tuple(stored.get("scales", config.scales))}
-    return TrainConfig(**stored).to_json() == config.to_json()
+    return TrainConfig(**stored).to_json() == config.to_json() and not _missing_recordings(run_dir, config.to_json())
+
+
+def _missing_recordings(run_dir: pathlib.Path, config: dict) -> list[str]:
+    """The recorders' directories a run trained with `config` (`TrainConfig.to_json()`) wrote that
+    `run_dir` lacks (e.g. deleted after its analysis)."""
+    return [name for name in ("taylor", "activations") if config.get(name, True) and not (run_dir / name).is_dir()]
 
 
 def train(config: TrainConfig, run_dir) -> pathlib.Path:
@@ -412,6 +418,10 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
     start = time.perf_counter()
     result = {"run": json.loads(done.read_text()), "analysis_config": dataclasses.asdict(config),
               "history": read_history(run_dir)}
+    missing = _missing_recordings(run_dir, result["run"]["config"])
+    if missing:
+        raise FileNotFoundError(f"{run_dir} was trained with recorders whose directories are gone: {missing}; "
+                                "train it again to analyze it.")
     work = []  # "network", "layers", "exploration"
     taylor_dir = run_dir / "taylor"
     if taylor_dir.exists():

@@ -115,6 +115,31 @@ def test_reproduce_end_to_end_and_resumed_from_its_run_records(tmp_path):
     assert result.returncode != 0 and "analysis.grid_points: 4 ≠ 5" in result.stderr
 
 
+def test_reproduce_balances_seeds_and_can_drop_the_recordings(tmp_path):
+    flags = [*TINY, "--optimizers=sgd,rmsprop", "--seeds=2", "--seeds_outer", "--nokeep_taylor_data",
+             "--analysis_neurons=2", "--grid_points=3", "--nofigure1", f"--work_dir={tmp_path / 'runs'}",
+             f"--results_dir={tmp_path / 'results'}"]
+    output = _run("reproduce", *flags, cwd=tmp_path)
+    analyzed = [pathlib.Path(line.split()[-1]).name for line in output.splitlines() if line.startswith("Analyzing")]
+    assert analyzed == ["sgd_lr8_seed0", "rmsprop_lr0.001_seed0", "sgd_lr8_seed1", "rmsprop_lr0.001_seed1"]
+    run_dir = tmp_path / "runs" / "autoencoder" / "sgd_lr8_seed1"
+    assert not (run_dir / "taylor").exists() and (run_dir / "activations").is_dir()
+    record = tmp_path / "results" / "runs" / "sgd_lr8_seed1.json"
+    kept = json.loads(record.read_text())
+    assert "regret" in kept["layers"]["relu_1"]["neuron"]
+
+    from keras_taylor import experiments  # pylint: disable=import-outside-toplevel
+
+    with pytest.raises(FileNotFoundError, match=r"recorders whose directories are gone: \['taylor'\]"):
+        experiments.analyze_run(run_dir)
+    # Its record deleted, the run is trained again (not analyzed without its Taylor data): the same record.
+    record.unlink()
+    output = _run("reproduce", *flags, cwd=tmp_path)
+    assert output.count("skipped") == 3 and "finished with the same config, reused" not in output
+    again = json.loads(record.read_text())
+    assert again["layers"] == kept["layers"] and again["exploration"] == kept["exploration"]
+
+
 def test_stray_arguments_are_rejected(tmp_path):
     result = subprocess.run([sys.executable, "-m", "keras_taylor_bin.plot", "--task_dir=x", "--output_dir=y", "extra"],
                             capture_output=True, text=True, timeout=120)
