@@ -117,7 +117,8 @@ def test_reproduce_end_to_end_and_resumed_from_its_run_records(tmp_path):
 
 def test_reproduce_balances_seeds_and_can_drop_the_recordings(tmp_path):
     flags = [*TINY, "--optimizers=sgd,rmsprop", "--seeds=2", "--seeds_outer", "--nokeep_taylor_data",
-             "--analysis_neurons=2", "--grid_points=3", "--nofigure1", f"--work_dir={tmp_path / 'runs'}",
+             "--analysis_neurons=2", "--grid_points=3", "--layer_scale_layers=reconstruction", "--nofigure1",
+             f"--work_dir={tmp_path / 'runs'}",
              f"--results_dir={tmp_path / 'results'}"]
     output = _run("reproduce", *flags, cwd=tmp_path)
     analyzed = [pathlib.Path(line.split()[-1]).name for line in output.splitlines() if line.startswith("Analyzing")]
