@@ -173,8 +173,8 @@ def open_question_lines(questions: dict) -> list[str]:
                   "|---|---|---|---|" + "---|" * len(names)]
         for group, entry in questions["dead_units"].items():
             per_layer = "; ".join(f"{layer} {counts}" for layer, counts in entry["final_dead_per_layer"].items())
-            cells = [" / ".join(str([None if v is None else float(f"{v:.3g}") for v in entry["metrics"][name][part]])
-                                for part in ("all", "alive")) for name in names]
+            cells = [" / ".join("[" + ", ".join("n/a" if v is None else f"{v:.4g}" for v in entry["metrics"][name][part])
+                                + "]" for part in ("all", "alive")) for name in names]
             lines.append(f"| {group} | {entry['final_dead']} of {entry['units']} | {per_layer} | "
                          f"{entry['dead_by_epoch']} | " + " | ".join(cells) + " |")
     layers = questions["layer_exploration"]
