@@ -36,8 +36,9 @@ def prefix_analysis(analysis: dict, epochs: int) -> dict:
     The regret curves keep their grid points within those epochs' rounds and are fitted again
     over the same fraction of what remains; the exploration metrics are the analysis's own for
     that prefix ("exploration_by_length", from the activation records of those epochs; absent:
-    no exploration); the final-epoch loss is that epoch's, and the epoch log ("history") stops there. A record keeps the per-round losses
-    as 100 block means: its prefix's mean loss averages the whole blocks within the prefix.
+    no exploration); the final-epoch loss is that epoch's, and the epoch log ("history") stops
+    there. A record keeps the per-round losses as 100 block means: its prefix's mean loss averages
+    the whole blocks within the prefix.
 
     Raises:
         ValueError: `epochs` is not between 1 and the run's epochs, or the history lacks that epoch.
