@@ -11,7 +11,6 @@ keras_taylor.experiments and keras_taylor.report.
 
 import dataclasses
 import pathlib
-import shutil
 import sys
 
 from absl import app
@@ -69,7 +68,7 @@ def main(argv):
         run_dir = experiments.train(config, f"{_WORK_DIR.value}/{task}/{config.run_name()}")
         report.write_run_record(experiments.analyze_with_progress(run_dir, analysis_config), records[-1])
         if not _KEEP_TAYLOR_DATA.value:
-            shutil.rmtree(run_dir / "taylor", ignore_errors=True)
+            experiments.drop_taylor_recording(run_dir)
     report.write_report(records, results_dir, " ".join(["keras-taylor-reproduce"] + sys.argv[1:]))
     if _FIGURE1.value:
         experiments.figure1(experiments.Figure1Config(), results_dir)

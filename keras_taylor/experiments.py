@@ -17,6 +17,9 @@ import time
 import numpy as np
 
 TASKS = ("autoencoder", "convnet")
+# A run directory's recordings: the TaylorRecorder's and the ActivationRecorder's run directories.
+TAYLOR_DIR = "taylor"
+ACTIVATIONS_DIR = "activations"
 
 # Appendix A.5 of the paper. SGD's fixed rates were chosen by `keras-taylor-sweep` (see
 # results/<task>/sgd_sweep.json): the rate with the lowest training loss after its sweep.
@@ -201,7 +204,16 @@ def _finished(run_dir: pathlib.Path, config: TrainConfig) -> bool:
 def _missing_recordings(run_dir: pathlib.Path, config: dict) -> list[str]:
     """The recorders' directories a run trained with `config` (`TrainConfig.to_json()`) wrote that
     `run_dir` lacks (e.g. deleted after its analysis)."""
-    return [name for name in ("taylor", "activations") if config.get(name, True) and not (run_dir / name).is_dir()]
+    recorded = {TAYLOR_DIR: config.get("taylor", True), ACTIVATIONS_DIR: config.get("activations", True)}
+    return [name for name, on in recorded.items() if on and not (run_dir / name).is_dir()]
+
+
+def drop_taylor_recording(run_dir) -> None:
+    """Deletes a run's Taylor recording (gigabytes at the paper's length) once its analysis is kept
+    elsewhere; the run then counts as unfinished (`train` redoes it, `analyze_run` refuses it)."""
+    taylor_dir = pathlib.Path(run_dir) / TAYLOR_DIR
+    if taylor_dir.exists():
+        shutil.rmtree(taylor_dir)
 
 
 def train(config: TrainConfig, run_dir) -> pathlib.Path:
@@ -230,7 +242,7 @@ def train(config: TrainConfig, run_dir) -> pathlib.Path:
     callbacks = [keras.callbacks.CSVLogger(str(run_dir / "history.csv"))]
     if config.taylor:
         callbacks.append(TaylorRecorder(
-            run_dir / "taylor", neurons=config.neurons_per_layer, scales=config.scales,
+            run_dir / TAYLOR_DIR, neurons=config.neurons_per_layer, scales=config.scales,
             schedule=schedules.every_k_steps(config.taylor_every), seed=config.seed, batch_size=batch_size,
             data_description={"source": description, "examples": len(x)}, verbose=config.verbose,
             examples_per_round=config.taylor_examples, storage_budget_bytes=config.storage_budget_bytes,
@@ -241,7 +253,7 @@ def train(config: TrainConfig, run_dir) -> pathlib.Path:
         total_steps = config.epochs * -(-len(x) // batch_size)
         every = max(1, total_steps // config.activation_records)
         callbacks.append(ActivationRecorder(
-            run_dir / "activations", probe, schedules.every_k_steps(every, start=every - 1),
+            run_dir / ACTIVATIONS_DIR, probe, schedules.every_k_steps(every, start=every - 1),
             max_units_per_layer=config.max_units_per_layer, seed=config.seed,
         ))
     if config.plateau_patience is not None:
@@ -423,7 +435,7 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
         raise FileNotFoundError(f"{run_dir} was trained with recorders whose directories are gone: {missing}; "
                                 "train it again to analyze it.")
     work = []  # "network", "layers", "exploration"
-    taylor_dir = run_dir / "taylor"
+    taylor_dir = run_dir / TAYLOR_DIR
     if taylor_dir.exists():
         run = analysis.RunReader(taylor_dir)  # one reader: each stream is read once for every part
         grid = _grid(run, config.grid_points)
@@ -431,7 +443,7 @@ def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=Non
         losses = analysis.round_losses(run)
         result["rounds"] = {"steps": losses.steps.tolist(), "loss": losses.losses.tolist()}
         work += ["network", "layers"]
-    activations_dir = run_dir / "activations"
+    activations_dir = run_dir / ACTIVATIONS_DIR
     if activations_dir.exists():
         work.append("exploration")
     result["network"], result["layers"] = None, {}

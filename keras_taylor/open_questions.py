@@ -87,7 +87,8 @@ def dead_units(analyses: dict) -> dict:
     is the first record's epoch from which the dead count stays at its final value. The paper's
     definitions count a dead unit as not exploring (its column is constant from its death on);
     "without" them is the analysis's "alive_at_end" entry, the metrics recomputed over the units
-    alive at the last record (None for an analysis made before it was computed).
+    alive at the last record (None when every unit is dead, or for an analysis made before it was
+    computed).
 
     Returns:
         `{group: {"final_dead": [per seed], "final_dead_per_layer": {layer: [per seed]},

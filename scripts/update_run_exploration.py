@@ -6,16 +6,15 @@ kept activation records, without redoing the Taylor analysis.
 For each pair it recomputes the exploration entries with `keras_taylor.experiments.explore_run`
 (the function the analysis calls) from RUN_DIR/activations, checks that every metric the record
 already holds comes out the same (so the activation records are that run's), and writes the
-record back with what is new (e.g. "alive_at_end"), atomically. A record whose stored metrics
-differ is left untouched and named.
+record back with what is new (e.g. "alive_at_end", or "exploration_by_length" where it had
+none), atomically. A record whose stored metrics differ is left untouched and named.
 """
 
 import json
 import pathlib
 import sys
 
-from keras_taylor import experiments
-from keras_taylor.storage import atomic_write
+from keras_taylor import experiments, report
 
 
 def _differences(stored, recomputed, where: str = "") -> list[str]:
@@ -37,7 +36,7 @@ def update(record_path: pathlib.Path, run_dir: pathlib.Path) -> list[str]:
                    for difference in _differences(record[key], explored[key], key)]
     if not differences:
         record.update(explored)
-        atomic_write(record_path, lambda handle: handle.write(json.dumps(record, indent=1).encode()))
+        report.write_run_record(record, record_path)
     return differences
 
 

@@ -74,3 +74,11 @@ def test_exploration_without_the_units_dead_at_the_end(tmp_path, rng):
     # Unit 7 switched off on the way to dying: over all units the switches count it, alive ones do not.
     assert alive_at_end["switches"]["mean_finite"] != pytest.approx(
         explored["switches"]["mean_finite"] * configs.shape[2] / 9)
+    every_unit_dead = tmp_path / "dead"
+    writer = storage.RunWriter(every_unit_dead, manifest)
+    for index in range(3):
+        writer.append("configurations", step=index, epoch=index - 1,
+                      packed=np.packbits(np.zeros(configs.shape[1:], bool), axis=1))
+    writer.close()
+    nothing_alive = experiments.explore_run(every_unit_dead, log_volume_k=1, epochs=2)["exploration"]["alive_at_end"]
+    assert nothing_alive == {"units": 0, "min_hamming_normalized": None, "switches": None, "log_volume": None}

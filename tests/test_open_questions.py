@@ -48,6 +48,10 @@ def test_dead_units_settle_and_the_metrics_read_with_and_without_them(rng):
     assert metrics["mean min Hamming distance (normalized)"]["all"][0] == pytest.approx(np.mean([0.3, 0.2, 0.1, 0.05]))
     assert metrics["mean min Hamming distance (normalized)"]["alive"][0] == pytest.approx(np.mean([0.4, 0.3, 0.1, 0.1]))
     assert metrics["mean finite log-volume"]["alive"] == [3.0, None]
+    run["exploration"]["alive_at_end"] = {"units": 0, "min_hamming_normalized": None, "switches": None,
+                                          "log_volume": None}  # every unit dead
+    every_unit_dead = open_questions.dead_units({"sgd": [run]})["sgd"]["metrics"]
+    assert all(entry["alive"] == [None] and entry["all"][0] is not None for entry in every_unit_dead.values())
 
 
 def test_exploration_ends_and_the_loss_plateau(rng):

@@ -144,7 +144,7 @@ def test_fig6_losses_are_placed_by_epoch_alike_from_an_analysis_and_its_run_reco
 def test_round_losses_read_alike_from_an_analysis_its_run_record_and_their_prefixes(rounds, rng):
     losses = rng.uniform(0.5, 2.0, size=rounds)
     analysis = {"rounds": {"steps": list(range(rounds)), "loss": losses.tolist()}}
-    full, record = report.RoundLosses.of(analysis), report.RoundLosses.of(report.run_record(analysis))
+    full, record = report.RoundLossSummary.of(analysis), report.RoundLossSummary.of(report.run_record(analysis))
     assert full.count == record.count == rounds and record.losses is None
     assert full.mean == pytest.approx(losses.mean()) and record.mean == pytest.approx(losses.mean())
     np.testing.assert_array_equal(record.block_edges, full.block_edges)
@@ -158,11 +158,13 @@ def test_round_losses_read_alike_from_an_analysis_its_run_record_and_their_prefi
     inside = int(edges[len(edges) // 2]) + 1  # off an edge (blocks of several rounds): the whole blocks within
     expected = losses[: int(edges[len(edges) // 2])] if rounds > 100 else losses[:inside]
     assert record.first(inside).mean == pytest.approx(expected.mean())
-    assert report.RoundLosses.of({"rounds": record.first(inside).to_record()}).count == inside
+    assert report.RoundLossSummary.of({"rounds": record.first(inside).to_record()}).count == inside
     with pytest.raises(ValueError, match="no blocks"):
         record.first(inside).first(2)
+    with pytest.raises(ValueError, match="at least one round"):
+        full.first(0)
     with pytest.raises(ValueError, match="per-round losses"):
-        report.RoundLosses.of({"run": {}})
+        report.RoundLossSummary.of({"run": {}})
 
 
 def _exploration_summary(rng, records: int) -> dict:
@@ -212,6 +214,7 @@ def _run_analysis(rng, optimizer: str, seed: int, epochs: int = 10, rounds_per_e
 
 def test_a_prefix_is_the_runs_first_epochs_refitted(rng):
     run = _run_analysis(rng, "sgd", 0)
+    run["run"]["epochs_trained"] = 10  # as done.json records it since the accuracy plateau stop
     assert report.prefix_analysis(run, 10) is run
     for epochs in (1, 5):
         cut = report.prefix_analysis(run, epochs)
@@ -228,7 +231,7 @@ def test_a_prefix_is_the_runs_first_epochs_refitted(rng):
         assert neuron["exponent_mean"] == pytest.approx(np.nanmean(exponents))  # the prefix's, not the run's
         assert neuron["fit_status_counts"] == {"ok": 3}
         assert cut["run"]["final_epoch_loss"] == run["history"]["loss"][epochs - 1]
-        assert cut["run"]["config"]["epochs"] == epochs
+        assert cut["run"]["config"]["epochs"] == epochs and cut["run"]["epochs_trained"] == epochs
         assert cut["exploration"] is run["exploration_by_length"][str(epochs)]
         assert cut["rounds"]["mean_loss"] == pytest.approx(np.mean(run["rounds"]["loss"][:last]))
         # A run record keeps 100 block means: at a block boundary its prefix mean is the same.

@@ -76,6 +76,8 @@ def _temporary_files_removed():
 
     tfds' `DatasetInfo.initialize_from_bucket` (run when an `ImageFolder` is built) makes a
     `mkdtemp("tfds")` directory and never removes it: one stray directory per load otherwise.
+    `tempfile.tempdir` is process-wide: a temporary file another thread makes meanwhile lands in
+    the private directory and goes with it (loading happens before training, on one thread).
     """
     saved = tempfile.tempdir
     with tempfile.TemporaryDirectory(prefix="keras_taylor_tfds_") as private:

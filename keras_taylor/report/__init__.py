@@ -4,7 +4,7 @@ NumPy and matplotlib only. One module per part, in the order the data flows thro
 
 - `records`: the analyses a report reads (`load_analyses`) and the run records results/<task>/runs/
   keeps of them (`run_record`, `write_run_record`, `existing_run_record`), read back by the
-  `*_from_json` functions and `RoundLosses` (the per-round losses in each form).
+  `*_from_json` functions and `RoundLossSummary` (the per-round losses in each form).
 - `paper_claims`: the paper's claims measured per optimizer (`claims`) and judged (`claim_rows`).
 - `lengths`: every claim judged on the first E epochs of the same runs (`prefix_analysis`,
   `verdicts_by_length`).
@@ -32,7 +32,7 @@ from keras_taylor.report.paper_claims import (
 from keras_taylor.report.plots import figures
 from keras_taylor.report.readme import PAPER_SCALE, length_table, markdown, open_question_lines, scale_statement
 from keras_taylor.report.records import (
-    RoundLosses,
+    RoundLossSummary,
     band_from_json,
     curve_from_json,
     existing_run_record,
@@ -51,7 +51,7 @@ from keras_taylor.report.write import write_report
 __all__ = [
     "LENGTH_QUANTITIES",
     "PAPER_SCALE",
-    "RoundLosses",
+    "RoundLossSummary",
     "TOP_NEURONS",
     "TOP_SHARE",
     "band_from_json",

@@ -12,7 +12,7 @@ from keras_taylor import open_questions
 from keras_taylor.experiments import trained_epochs
 from keras_taylor.analysis import band_fit_summary, fit_growth
 from keras_taylor.report.paper_claims import claim_rows, claims, summary_mean
-from keras_taylor.report.records import RoundLosses, band_from_json, curve_from_json
+from keras_taylor.report.records import RoundLossSummary, band_from_json, curve_from_json
 
 
 def _cut_curve(record: dict, keep: np.ndarray, fraction: float, scale: str, layer: str | None) -> dict:
@@ -55,9 +55,11 @@ def prefix_analysis(analysis: dict, epochs: int) -> dict:
     cut["history"] = {key: values[:epochs] for key, values in history.items()}
     cut["run"] = {**analysis["run"], "final_epoch_loss": history["loss"][epochs - 1],
                   "config": {**analysis["run"]["config"], "epochs": epochs}}
+    if "epochs_trained" in analysis["run"]:
+        cut["run"]["epochs_trained"] = epochs
     cut["exploration"] = analysis.get("exploration_by_length", {}).get(str(epochs), {})
     if "rounds" in analysis:
-        rounds = RoundLosses.of(analysis)
+        rounds = RoundLossSummary.of(analysis)
         last = int(round(rounds.count * epochs / run_epochs))
         cut["rounds"] = rounds.first(last).to_record()
         fraction = analysis["analysis_config"]["fit_fraction"]

@@ -8,7 +8,7 @@ std over seeds; `claim_rows` judges each claim from those numbers. NumPy only.
 import numpy as np
 
 from keras_taylor import open_questions
-from keras_taylor.report.records import RoundLosses, analyzed_layers, optimizer_of
+from keras_taylor.report.records import RoundLossSummary, analyzed_layers, optimizer_of
 
 
 TOP_NEURONS = 40  # the paper: Adam's top ~40 neurons explore like RMSProp's
@@ -29,7 +29,7 @@ def claims(analyses: dict) -> dict:
     for optimizer, runs in analyses.items():
         entry = {"seeds": [run["run"]["config"]["seed"] for run in runs]}
         entry["final_epoch_loss"] = _mean_std([run["run"]["final_epoch_loss"] for run in runs])
-        entry["average_training_loss"] = _mean_std([RoundLosses.of(run).mean for run in runs if "rounds" in run])
+        entry["average_training_loss"] = _mean_std([RoundLossSummary.of(run).mean for run in runs if "rounds" in run])
         accuracies = [(run.get("history") or {}).get("accuracy") for run in runs]
         if any(accuracies):  # the convnet logs its training accuracy every epoch
             entry["final_training_accuracy"] = _mean_std([values[-1] for values in accuracies if values])

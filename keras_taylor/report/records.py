@@ -14,7 +14,7 @@ import types
 
 import numpy as np
 
-from keras_taylor.experiments import trained_epochs
+from keras_taylor.experiments import TAYLOR_DIR, trained_epochs
 from keras_taylor.storage import atomic_write
 from keras_taylor.analysis import GrowthFit, NeuronRegretBand, RegretCurve, SolverDiagnostics, fit_growth
 
@@ -69,14 +69,15 @@ def loss_blocks(losses: np.ndarray, blocks: int = 100) -> tuple[np.ndarray, np.n
     return edges, np.array([losses[a:b].mean() for a, b in zip(edges[:-1], edges[1:])])
 
 
-@dataclasses.dataclass(frozen=True)
-class RoundLosses:
+@dataclasses.dataclass(frozen=True, eq=False)
+class RoundLossSummary:
     """The training losses of a run's recorded rounds, in the three forms a report meets them.
 
     analysis.json keeps every round's loss (`"rounds": {"steps": [...], "loss": [...]}`); a run
     record keeps their count, mean and 100 block means (`{"count", "mean_loss", "block_edges",
     "block_loss"}`); a prefix of either (`first`) keeps its count and mean (`{"count", "mean_loss"}`).
-    Every reader of an analysis's "rounds" goes through this class.
+    Every reader of an analysis's "rounds" goes through this class. (Not the analysis's
+    `keras_taylor.analysis.RoundLosses`, which reads them from a recording.)
 
     Attributes:
         count: How many rounds.
@@ -93,7 +94,7 @@ class RoundLosses:
     block_means: np.ndarray | None = None
 
     @classmethod
-    def of(cls, analysis: dict) -> "RoundLosses":
+    def of(cls, analysis: dict) -> "RoundLossSummary":
         """The rounds of an analysis.json, a run record or a prefix of either.
 
         Raises:
@@ -118,17 +119,23 @@ class RoundLosses:
             record.update(block_edges=self.block_edges.tolist(), block_loss=self.block_means.tolist())
         return record
 
-    def first(self, count: int) -> "RoundLosses":
+    def first(self, count: int) -> "RoundLossSummary":
         """The first `count` rounds: their mean exactly from every round's loss, else the mean of the
-        whole blocks within them (the first block's when none is)."""
+        whole blocks within them (the first block's when none is).
+
+        Raises:
+            ValueError: `count` is below 1, or this is a prefix (its blocks are not kept).
+        """
+        if count < 1:
+            raise ValueError(f"A prefix needs at least one round. Received: count={count}")
         if self.losses is not None:
-            return RoundLosses(count, float(np.mean(self.losses[:count])))
+            return RoundLossSummary(count, float(np.mean(self.losses[:count])))
         if self.block_means is None:
             raise ValueError("A prefix of the rounds keeps no blocks to cut again.")
         inside = self.block_edges[1:] <= count
         mean = (float(np.average(self.block_means[inside], weights=np.diff(self.block_edges)[inside]))
                 if inside.any() else float(self.block_means[0]))
-        return RoundLosses(count, mean)
+        return RoundLossSummary(count, mean)
 
     def block_centers(self) -> np.ndarray:
         """`[K]` the middle round of each block."""
@@ -143,7 +150,7 @@ def run_record(analysis: dict) -> dict:
     training length, where a 50-epoch analysis.json holds 47,000 rounds."""
     record = {key: value for key, value in analysis.items() if key not in ("rounds", "path")}
     if "rounds" in analysis:
-        record["rounds"] = RoundLosses.of(analysis).to_record()
+        record["rounds"] = RoundLossSummary.of(analysis).to_record()
     return record
 
 
@@ -246,7 +253,7 @@ def analyzed_layers(analyses: dict) -> list[str]:
     """The analyzed layers, in model order when the run's Taylor manifest is at hand."""
     first = next(iter(analyses.values()))[0]
     names = list(first.get("layers", {}))
-    manifest_path = pathlib.Path(first.get("path", "")) / "taylor" / "manifest.json"
+    manifest_path = pathlib.Path(first.get("path", "")) / TAYLOR_DIR / "manifest.json"
     if manifest_path.exists():
         layers = json.loads(manifest_path.read_text()).get("model", {}).get("config", {}).get("layers", [])
         order = {(layer.get("name") or layer.get("config", {}).get("name")): i for i, layer in enumerate(layers)}
@@ -256,13 +263,13 @@ def analyzed_layers(analyses: dict) -> list[str]:
 
 def round_count(analysis: dict) -> int:
     """How many rounds an analysis recorded."""
-    return RoundLosses.of(analysis).count
+    return RoundLossSummary.of(analysis).count
 
 
 def losses_by_epoch(analysis: dict) -> tuple[np.ndarray, np.ndarray]:
     """The per-round training loss averaged in 100 equal blocks of rounds, `(block centers in epochs,
     means)` (the recorded rounds are spread evenly over training: every k-th step)."""
-    rounds = RoundLosses.of(analysis)
+    rounds = RoundLossSummary.of(analysis)
     return rounds.block_centers() * trained_epochs(analysis["run"]) / rounds.count, rounds.block_means
 
 
