@@ -540,44 +540,47 @@ def _exploration(configs, k: int) -> dict:
     distances = exploration.min_hamming(configs)
     dead = exploration.dead_units(configs)  # [N, M]
     k = min(k, len(configs) - 1)  # centering leaves rank ≤ N − 1
+    # A unit's log-volume is its own matrix's: a layer's are its units' entries, not a second pass.
     unit_volume = exploration.log_volume(configs, k=k, sort=False)  # [M], in unit order
     log_volume = np.sort(unit_volume)
     per_layer = {}
-    for name in (configs.layer_slices or {}):
-        layer_configs = configs.layer(name)
-        layer_volume = exploration.log_volume(layer_configs, k=k)
+    for name, units in (configs.layer_slices or {}).items():
+        layer_volume = np.sort(unit_volume[units])
         per_layer[name] = {"log_volume": _summary_of_values(layer_volume),
                            "log_volume_sorted": [None if not np.isfinite(v) else float(v)
                                                  for v in layer_volume]}
+    switches = exploration.switches(configs)
     return {
         "steps": configs.steps.tolist(), "epochs": configs.epochs.tolist(),
         "num_points": configs.num_points, "num_units": configs.num_units, "log_volume_k": k,
         "min_hamming_normalized": [None if not np.isfinite(v) else float(v) for v in distances.normalized],
-        "switches": _summary_of_values(exploration.switches(configs)),
+        "switches": _summary_of_values(switches),
         "log_volume": _summary_of_values(log_volume),
         "log_volume_sorted": [None if not np.isfinite(v) else float(v) for v in log_volume],
         "per_layer": per_layer,
         "dead_units": {"total": dead.sum(axis=1).tolist(),  # per record: units off on every probe point
                        "per_layer": {name: dead[:, units].sum(axis=1).tolist()
                                      for name, units in (configs.layer_slices or {}).items()}},
-        "alive_at_end": _alive_exploration(configs, ~dead[-1], unit_volume),
+        "alive_at_end": _alive_exploration(configs, ~dead[-1], unit_volume, distances, switches),
     }
 
 
-def _alive_exploration(configs, alive: np.ndarray, unit_volume: np.ndarray) -> dict:
+def _alive_exploration(configs, alive: np.ndarray, unit_volume: np.ndarray, distances, switches: np.ndarray) -> dict:
     """The exploration metrics over the units alive at the last record only: what the paper's
     definitions read without the units that die (a dead unit's column is constant, so it counts as
-    not exploring; a unit that died also switched off on the way, which these leave out too)."""
+    not exploring; a unit that died also switched off on the way, which these leave out too).
+    `distances` and `switches` are all units' (`min_hamming`, `switches`): reused when none died."""
     from keras_taylor import exploration  # pylint: disable=import-outside-toplevel
 
     if not alive.any():
         return {"units": 0, "min_hamming_normalized": None, "switches": None, "log_volume": None}
-    kept = configs.units(alive)
-    distances = exploration.min_hamming(kept)
+    if not alive.all():
+        kept = configs.units(alive)
+        distances, switches = exploration.min_hamming(kept), exploration.switches(kept)
     return {
         "units": int(alive.sum()),
         "min_hamming_normalized": [None if not np.isfinite(v) else float(v) for v in distances.normalized],
-        "switches": _summary_of_values(exploration.switches(kept)),
+        "switches": _summary_of_values(switches),
         "log_volume": _summary_of_values(np.sort(unit_volume[alive])),
     }
 

@@ -82,3 +82,17 @@ def test_exploration_without_the_units_dead_at_the_end(tmp_path, rng):
     writer.close()
     nothing_alive = experiments.explore_run(every_unit_dead, log_volume_k=1, epochs=2)["exploration"]["alive_at_end"]
     assert nothing_alive == {"units": 0, "min_hamming_normalized": None, "switches": None, "log_volume": None}
+    # No unit dead: the metrics over the alive units are those over all units.
+    none_dead = tmp_path / "none_dead"
+    writer = storage.RunWriter(none_dead, manifest)
+    for index, config in enumerate(configs):
+        config = config.copy()
+        config[0] = True  # every unit on at the first probe point
+        writer.append("configurations", step=index, epoch=index - 1, packed=np.packbits(config, axis=1))
+    writer.close()
+    everyone = experiments.explore_run(none_dead, log_volume_k=3, epochs=5)["exploration"]
+    assert everyone["alive_at_end"]["units"] == configs.shape[2]
+    for key in ("min_hamming_normalized", "switches", "log_volume"):
+        assert everyone["alive_at_end"][key] == everyone[key]
+    per_layer = np.sort(exploration.log_volume(configs[:, :, :5] | (np.arange(10) == 0)[None, :, None], k=3))
+    assert everyone["per_layer"]["first"]["log_volume_sorted"] == [None if not np.isfinite(v) else v for v in per_layer]
