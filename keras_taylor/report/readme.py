@@ -88,7 +88,7 @@ def markdown(summary: dict, analyses: dict, command: str, figures_written, by_le
     for opt in optimizers:
         lines.append(f"| {opt} | {_cell(summary[opt]['final_epoch_loss'], 4)} | "
                      f"{_cell(summary[opt]['average_training_loss'], 4)} |"
-                     + (f" {_cell(summary[opt].get('final_training_accuracy', {'n': 0}), 4)} |" if accuracy else ""))
+                     + (f" {_cell(summary[opt].get('final_training_accuracy'), 4)} |" if accuracy else ""))
     lines.append("\n## Regret growth exponents (Regret(N) ≈ c·N^a fitted over the later half of the grid)\n")
     lines.append("| layer | scale | " + " | ".join(optimizers) + " |\n|---|---|" + "---|" * len(optimizers))
     def exponent_cell(record, scale):
