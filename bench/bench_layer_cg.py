@@ -13,7 +13,11 @@ order, the last round of each epoch short) directly as a `ChainFactors`, and tim
 3. the parts of one per-input matvec at the largest D, dense against CSR input tables, and
    the batched M̄_d product in float64 against float32; and the whole matvec in one chunk
    against 4,096-input chunks on the cores (as `CGLayerSolver` runs it; run this table without
-   OPENBLAS_NUM_THREADS=1, or the one-chunk matvec loses BLAS's own threads).
+   OPENBLAS_NUM_THREADS=1, or the one-chunk matvec loses BLAS's own threads);
+4. small data (D at most the 689 non-zero columns, `--exact_distinct`): the whole curve with
+   CG started at the exact per-input minimizer (`independent_inputs_minimizer`, as the analysis
+   runs) against CG from the previous grid point's solution (that start switched off here), both
+   to the analysis's default cg_maxiter.
 
     python bench/bench_layer_cg.py [--distinct 10000,60000] [--epochs 1,5,20] [--curve_distinct 10000]
 
@@ -33,10 +37,12 @@ import scipy.sparse
 from absl import app
 from absl import flags
 
-from keras_taylor.analysis import log_grid
+from keras_taylor import chain_rule
+from keras_taylor.analysis import chain_solvers, log_grid
 from keras_taylor.analysis.chain_factors import BLOCK_ELEMENTS, ChainFactors, round_blocks
 from keras_taylor.analysis.chain_solvers import (MATVEC_CHUNK_INPUTS, ExampleGram, InputGram, InputSums,
                                                  available_cores, cg_chain_minima)
+from keras_taylor.quadratic_terms import layer_coefficients
 
 _DISTINCT = flags.DEFINE_list("distinct", ["10000", "60000"], "Distinct inputs D of the matvec table.")
 _EPOCHS = flags.DEFINE_list("epochs", ["1", "5", "20"], "Epochs of rounds, for both tables.")
@@ -49,7 +55,11 @@ _CG_RTOL = flags.DEFINE_float("cg_rtol", 1e-4, "CG tolerance of the curves (the 
 _CG_MAXITER = flags.DEFINE_integer(
     "cg_maxiter", 40, "CG iterations per grid point of the curves (the synthetic problems need hundreds to converge).")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the synthetic factors.")
-_TABLES = flags.DEFINE_list("tables", ["matvec", "curve", "parts"], "Which tables to print (each takes minutes).")
+_EXACT_DISTINCT = flags.DEFINE_list("exact_distinct", ["96", "448", "689"],
+                                     "Distinct inputs D of the small-data table (independent while D ≤ 689).")
+_EXACT_MAXITER = flags.DEFINE_integer("exact_maxiter", 3000, "CG iterations per grid point of the small-data table.")
+_TABLES = flags.DEFINE_list("tables", ["matvec", "curve", "parts", "exact"],
+                            "Which tables to print (each takes minutes).")
 
 HIDDEN = (50, 30, 20, 30, 50)
 OUTPUTS = 784
@@ -105,6 +115,14 @@ def _median_seconds(function, repeats: int) -> float:
     return float(np.median(times))
 
 
+def _linear_coefficient(factors: ChainFactors, part: slice, jtj: np.ndarray) -> np.ndarray:
+    """ℓ_e = q_e − M_e z_e `[r, B, u]` of the rounds `part` (formed for g whichever operator is used; not timed)."""
+    multipliers, kernels = factors.chain(part)
+    q = chain_rule.chain_q_all(factors.q_top[part].astype(np.float64), multipliers, kernels)[0]
+    z = factors.z[part].astype(np.float64)
+    return layer_coefficients(z, q, np.einsum("rbkl,rbl->rbk", jtj, z), factors.residual_sq[part])[0]
+
+
 def _summed(factors: ChainFactors) -> tuple[InputSums, float, float, np.ndarray]:
     """InputSums of every round, the seconds spent forming M_e and in `add`, and (Σκ M)/(Σκ)."""
     rounds = len(factors.valid)
@@ -115,8 +133,9 @@ def _summed(factors: ChainFactors) -> tuple[InputSums, float, float, np.ndarray]
         jtj = factors.jtj(part)
         jtj_seconds += time.perf_counter() - start
         jtj_sum = jtj_sum + np.einsum("rb,rbkl->kl", factors.weight[part], jtj)
+        coefficient = _linear_coefficient(factors, part, jtj)
         start = time.perf_counter()
-        sums.add(part, jtj)
+        sums.add(part, jtj, coefficient)
         add_seconds += time.perf_counter() - start
     return sums, jtj_seconds, add_seconds, jtj_sum / factors.weight.sum()
 
@@ -209,6 +228,35 @@ def parts_table(distinct: int, repeats: int, seed: int) -> None:
               f"{first_seconds / second_seconds:.1f}× |", flush=True)
 
 
+def exact_table(distinct_counts, epoch_counts, grid_points: int, rtol: float, maxiter: int, seed: int) -> None:
+    print(f"\nSmall data: cg_chain_minima (cg_rtol={rtol:g}, at most {maxiter} CG iterations per grid point) on "
+          f"about {grid_points} log-spaced N, CG started at the exact per-input minimizer where the prefix's inputs "
+          "are independent (as the analysis runs) against CG warm-started from the previous grid point only. "
+          "The time includes the pass that forms every M_e.\n")
+    print("| D | epochs | rounds | grid points | CG iterations (warm start / exact start) | warm start (s) | "
+          "exact start (s) | ratio | max rel. diff of minima |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    exact_start = chain_solvers.independent_inputs_minimizer
+    for distinct in distinct_counts:
+        for epochs in epoch_counts:
+            factors = synthetic_factors(distinct, epochs, seed)
+            ends = log_grid(len(factors.valid), grid_points)
+            start = time.perf_counter()
+            exact = cg_chain_minima(factors, ends, rtol, maxiter)
+            exact_seconds = time.perf_counter() - start
+            chain_solvers.independent_inputs_minimizer = lambda *inputs: None
+            try:
+                start = time.perf_counter()
+                warm = cg_chain_minima(factors, ends, rtol, maxiter)
+                warm_seconds = time.perf_counter() - start
+            finally:
+                chain_solvers.independent_inputs_minimizer = exact_start
+            difference = np.max(np.abs(warm["minimum"] / exact["minimum"] - 1))
+            print(f"| {distinct} | {epochs} | {len(factors.valid)} | {len(ends)} | {int(warm['iterations'].sum())} / "
+                  f"{int(exact['iterations'].sum())} | {warm_seconds:.1f} | {exact_seconds:.1f} | "
+                  f"{warm_seconds / exact_seconds:.1f}× | {difference:.1e} |", flush=True)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -224,6 +272,9 @@ def main(argv):
                     _CG_RTOL.value, _CG_MAXITER.value, _SEED.value)
     if "parts" in _TABLES.value:
         parts_table(max(distinct_counts), _REPEATS.value, _SEED.value)
+    if "exact" in _TABLES.value:
+        exact_table([int(value) for value in _EXACT_DISTINCT.value], epoch_counts, _GRID_POINTS.value,
+                    _CG_RTOL.value, _EXACT_MAXITER.value, _SEED.value)
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
 
 

@@ -17,12 +17,15 @@ import pytest
 from keras_taylor import chain_rule
 from keras_taylor.analysis.chain_factors import ChainFactors, round_blocks
 from keras_taylor.analysis import chain_solvers
-from keras_taylor.analysis.chain_solvers import (ExampleGram, InputGram, InputSums, cg_chain_minima,
-                                                 explicit_chain_minima)
+from keras_taylor.analysis.chain_solvers import (ExampleGram, ExplicitLayerSolver, InputGram, InputSums,
+                                                 cg_chain_minima, explicit_chain_minima, independent_inputs_minimizer)
+from keras_taylor.analysis.quadratic import minimize_quadratic
+from keras_taylor.quadratic_terms import layer_coefficients
 
 from conftest import assert_close
 
-PIXELS = 6
+PIXELS = 6  # fewer non-zero columns than the POOL inputs: a prefix of more than 5 inputs is dependent
+WIDE_PIXELS = 12  # more columns than inputs: every prefix's inputs are independent
 UNITS = (4, 3, 5)  # the hidden layers; the first is the layer solved for
 OUTPUTS = 4
 POOL = 9  # distinct inputs the run cycles through
@@ -40,11 +43,11 @@ CG_RTOL = 1e-10
 PREFIXES = {"first round": 1, "one epoch": 3, "mid second epoch": 5, "whole run": 9}
 
 
-def _chain_factors(rng) -> ChainFactors:
+def _chain_factors(rng, pixels_per_input: int = PIXELS) -> ChainFactors:
     """Random first-layer factors of `EPOCHS` epochs over `POOL` inputs, rows padded to the largest round."""
-    table = np.zeros((TABLE_ROWS, PIXELS + 1))
+    table = np.zeros((TABLE_ROWS, pixels_per_input + 1))
     pool_ids = rng.choice(TABLE_ROWS, POOL, replace=False)
-    pixels = rng.normal(size=(POOL, PIXELS)) * (rng.random((POOL, PIXELS)) < 0.6)  # sparse, as images are
+    pixels = rng.normal(size=(POOL, pixels_per_input)) * (rng.random((POOL, pixels_per_input)) < 0.6)  # sparse, as images are
     pixels[:, ZERO_PIXEL] = 0.0
     table[pool_ids] = np.concatenate([pixels, np.ones((POOL, 1))], axis=1)
     sizes = ROUND_SIZES * EPOCHS
@@ -94,10 +97,14 @@ def _explicit_gram(factors: ChainFactors, rounds: int) -> np.ndarray:
     return gram
 
 
+def _entries(columns: np.ndarray) -> np.ndarray:
+    """The entries of v = vec(V), V `[P, u]` row-major, that belong to the input columns `columns`."""
+    return (columns[:, None] * UNITS[0] + np.arange(UNITS[0])).reshape(-1)
+
+
 def _restricted(gram: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """The rows and columns of `gram` ([P·u]²) that belong to the input columns `columns`."""
-    entries = (columns[:, None] * UNITS[0] + np.arange(UNITS[0])).reshape(-1)
-    return gram[np.ix_(entries, entries)]
+    return gram[np.ix_(_entries(columns), _entries(columns))]
 
 
 def _assert_operators_equal(actual, desired, rtol=OPERATOR_RTOL):
@@ -120,14 +127,30 @@ def test_example_gram_is_the_explicit_gram(factors, rng, rounds):
     _assert_operators_equal(gram.matvec(vector), _restricted(_explicit_gram(factors, rounds), gram.columns) @ vector)
 
 
+def _products(factors: ChainFactors, part: slice) -> tuple[np.ndarray, np.ndarray]:
+    """M_e `[r, B, u, u]` and ℓ_e = q_e − M_e z_e `[r, B, u]` of the rounds `part`."""
+    jtj, qs = factors.products(part)
+    curvature_z = np.einsum("rbkl,rbl->rbk", jtj[0], factors.z[part])
+    return jtj[0], layer_coefficients(factors.z[part], qs[0], curvature_z, factors.residual_sq[part])[0]
+
+
 def _sums_by_segments(factors: ChainFactors, ends, rounds_per_block: int = 2):
     """Yields (end, InputSums of the rounds [0, end)) for each of `ends`, added a few rounds at a time."""
     sums, start = InputSums(factors, ends[-1]), 0
     for end in ends:
         for part in round_blocks(start, end, rounds_per_block):
-            sums.add(part, factors.jtj(part))
+            sums.add(part, *_products(factors, part))
         start = end
         yield end, sums
+
+
+def _explicit_terms(factors: ChainFactors, rounds: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """H `[P·u, P·u]` (`_explicit_gram`), g `[P·u]` and s of the rounds [0, `rounds`), g and s summed example by example."""
+    solver = ExplicitLayerSolver(factors, 1)
+    for part in round_blocks(0, rounds, 1):
+        jtj, qs = factors.products(part)
+        solver.add(part, jtj[0], qs[0])
+    return _explicit_gram(factors, rounds), solver.linear.reshape(-1), solver.constant
 
 
 def test_input_gram_is_the_example_gram_and_the_explicit_gram(factors, rng):
@@ -149,13 +172,21 @@ def test_input_gram_is_the_example_gram_and_the_explicit_gram(factors, rng):
                                 per_example.kronecker_inverse(mean_jtj).matvec(vector), PRECONDITIONER_RTOL)
 
 
+def test_input_sums_of_the_linear_term_are_g(factors):
+    """Σ_d x̃_d ⊗ ℓ̄_d over the distinct inputs is g summed example by example, in every prefix."""
+    for rounds, sums in _sums_by_segments(factors, list(PREFIXES.values())):
+        table = factors.input_table[sums.input_order[:sums.present]]
+        _, linear, _ = _explicit_terms(factors, rounds)
+        _assert_operators_equal((table.T @ sums.input_linear[:sums.present]).reshape(-1), linear)
+
+
 def test_input_sums_add_the_rounds_in_order(factors):
     sums = InputSums(factors, 5)
     with pytest.raises(ValueError, match="in order"):
-        sums.add(slice(1, 3), factors.jtj(slice(1, 3)))
-    sums.add(slice(0, 3), factors.jtj(slice(0, 3)))
+        sums.add(slice(1, 3), *_products(factors, slice(1, 3)))
+    sums.add(slice(0, 3), *_products(factors, slice(0, 3)))
     with pytest.raises(ValueError, match="in order"):
-        sums.add(slice(3, 6), factors.jtj(slice(3, 6)))  # past the rounds the sums were sized for
+        sums.add(slice(3, 6), *_products(factors, slice(3, 6)))  # past the rounds the sums were sized for
     with pytest.raises(ValueError, match="input_table"):
         InputSums(dataclasses.replace(factors, input_table=None, input_id=None), 5)
 
@@ -174,9 +205,51 @@ def test_cg_minima_are_the_explicit_minima(factors, max_input_sums_bytes, worker
     results = cg_chain_minima(factors, ends, CG_RTOL, 500, workers=workers, **options)
     assert results["converged"].all()
     assert np.all(results["gradient_norm"] <= CG_RTOL)
-    assert results["iterations"][2] == 0 and np.all(results["iterations"][[0, 1, 3, 4]] > 0)
+    # The first round's 4 inputs are independent in 6 columns: the per-input operator starts at the
+    # exact minimizer; the per-example one, and every later prefix (9 inputs), iterate.
+    assert (results["iterations"][0] == 0) == (max_input_sums_bytes is None)
+    assert results["iterations"][2] == 0 and np.all(results["iterations"][[1, 3, 4]] > 0)
     assert_close(results["minimum"], explicit_chain_minima(factors, ends)["minimum"], "float64")
 
+
+def test_cg_minima_of_independent_inputs_take_no_step(rng):
+    factors = _chain_factors(rng, WIDE_PIXELS)
+    ends = np.array(list(PREFIXES.values()))
+    results = cg_chain_minima(factors, ends, CG_RTOL, 500)
+    assert results["converged"].all() and np.all(results["iterations"] == 0)
+    assert_close(results["minimum"], explicit_chain_minima(factors, ends)["minimum"], "float64")
+
+
+# pixels per input, the dependence planted, and whether each prefix of PREFIXES has independent inputs
+INDEPENDENCE = {
+    "more columns than inputs": (WIDE_PIXELS, False, [True, True, True, True]),
+    "more inputs than columns": (PIXELS, False, [True, False, False, False]),  # 4 inputs, then 9, in 6 columns
+    "an input a combination of two others": (WIDE_PIXELS, True, [None, False, False, False]),  # None: 4 random inputs
+}
+
+
+@pytest.mark.parametrize("pixels_per_input, dependent, independent", INDEPENDENCE.values(), ids=INDEPENDENCE.keys())
+def test_independent_inputs_minimizer_is_the_explicit_minimizer(rng, pixels_per_input, dependent, independent):
+    """Where the inputs are independent its V has the explicit minimum and Hv + g = 0 (H and g formed
+    example by example); where they are not it declines."""
+    factors = _chain_factors(rng, pixels_per_input)
+    if dependent:  # x̃_2 = 2x̃_0 − x̃_1 keeps the bias entry 1
+        pool = np.flatnonzero(np.any(factors.input_table != 0, axis=1))
+        factors.input_table[pool[2]] = 2 * factors.input_table[pool[0]] - factors.input_table[pool[1]]
+    for expected, (rounds, sums) in zip(independent, _sums_by_segments(factors, list(PREFIXES.values()))):
+        gram = InputGram(sums)
+        minimizer = independent_inputs_minimizer(gram.table, gram.input_jtj, gram.input_linear)
+        if expected is not None:
+            assert (minimizer is not None) == expected, f"{rounds} rounds"
+        if minimizer is None:
+            continue
+        hessian, linear, constant = _explicit_terms(factors, rounds)
+        entries = _entries(gram.columns)
+        hessian, linear = hessian[np.ix_(entries, entries)], linear[entries]
+        vector = minimizer.reshape(-1)
+        minimum = minimize_quadratic(hessian[None], linear[None], np.array([constant]))[0][0]
+        assert np.linalg.norm(hessian @ vector + linear) <= 1e-9 * np.linalg.norm(linear)
+        assert vector @ hessian @ vector + 2 * linear @ vector + constant == pytest.approx(minimum, rel=1e-9)
 
 
 @pytest.mark.parametrize("rank", [12, 7], ids=["definite", "singular_consistent"])

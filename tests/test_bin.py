@@ -51,7 +51,10 @@ def test_analyze_then_plot(trained):
     analysis = json.loads((run_dir / "analysis.json").read_text())
     assert set(analysis["layers"]) == {"relu_1", "relu_2", "relu_3", "relu_4", "relu_5", "reconstruction"}
     assert len(analysis["layers"]["relu_2"]["neuron"]["neurons"]) == 2
-    assert len(analysis["layers"]["relu_1"]["layer"]["regret"]) == 3  # the first layer's layer scale, matrix-free
+    first_layer = analysis["layers"]["relu_1"]["layer"]
+    assert len(first_layer["regret"]) == 3  # the first layer's layer scale, matrix-free
+    # 96 images are linearly independent in 785 columns: each prefix's minimizer is exact, no CG step taken.
+    assert first_layer["solver"]["iterations"] == [0, 0, 0] and first_layer["solver"]["all_converged"]
     assert "missing" in analysis["network"]  # 84,000 parameters: said, not silently dropped
     _run("plot", f"--task_dir={run_dir.parent}", f"--output_dir={work / 'figures'}", "--dpi=40", "--nofigure1",
          cwd=work)

@@ -122,6 +122,8 @@ class _LayerRequest:
             results = self.solver.finish()
             method = ("pivoted Cholesky of the layer Gram summed from streamed chain factors" if self.kind == "explicit"
                       else f"Kronecker-preconditioned conjugate gradients (cg_rtol={cg_rtol:g}) on streamed chain factors")
+            if self.kind == "cg" and self.solver.sums is not None:
+                method += ", started at the exact minimizer where the distinct inputs are linearly independent"
         for key, value in (("rank", -1), ("condition", np.nan), ("range_residual", 0.0), ("ill_conditioned", False)):
             results.setdefault(key, np.full(len(grid), value))
         failed = ~results["converged"]

@@ -52,7 +52,8 @@ def _layer_linear_terms(factors: ChainFactors, part: slice, jtj: np.ndarray, q: 
     """What the rounds `part` add to a layer's g and s (`quadratic_terms.layer_coefficients`).
 
     Returns:
-        `(features [n, P], weighted [n, P] = κ x̃, linear [P, u], constant)` over the n = r·B rows.
+        `(features [n, P], weighted [n, P] = κ x̃, linear [P, u], constant, coefficient [r, B, u])` over
+        the n = r·B rows, `coefficient` the examples' ℓ = q − Mz (g = Σκ x̃ ⊗ ℓ).
     """
     size, units = factors.size, factors.units
     features = factors.features(part).reshape(-1, size)
@@ -60,7 +61,7 @@ def _layer_linear_terms(factors: ChainFactors, part: slice, jtj: np.ndarray, q: 
     z = factors.z[part].astype(np.float64)
     linear_coefficient, constants = layer_coefficients(z, q, (jtj @ z[..., None])[..., 0], factors.residual_sq[part])
     return (features, weighted, weighted.T @ linear_coefficient.reshape(-1, units),
-            np.sum(factors.weight[part] * constants))
+            np.sum(factors.weight[part] * constants), linear_coefficient)
 
 
 class ExplicitLayerSolver:
@@ -88,7 +89,7 @@ class ExplicitLayerSolver:
 
     def add(self, part: slice, jtj: np.ndarray, q: np.ndarray) -> None:
         """Adds the rounds `part`, given their M `[r, B, u, u]` and q `[r, B, u]`."""
-        features, weighted, linear, constant = _layer_linear_terms(self.factors, part, jtj, q)
+        features, weighted, linear, constant, _ = _layer_linear_terms(self.factors, part, jtj, q)
         outer = weighted[:, self._first] * features[:, self._second]
         self.packed_gram += outer.T @ jtj.reshape(len(features), -1)[:, self._unit_pairs]
         self.linear += linear
@@ -210,10 +211,11 @@ class ExampleGram:
 
 
 class InputSums:
-    """Σκ M_e and Σκ per distinct input of a layer whose inputs repeat (the first layer), added round by round.
+    """Σκ M_e, Σκ ℓ_e and Σκ per distinct input of a layer whose inputs repeat (the first layer), added round by round.
 
-    Grouped by input, H = Σ_d x̃_d x̃_dᵀ ⊗ M̄_d with M̄_d = Σ_{e∈d} κ_e M_e, so a layer-scale
-    matvec (`InputGram`) costs one pass over the distinct inputs however often each was seen.
+    Grouped by input, H = Σ_d x̃_d x̃_dᵀ ⊗ M̄_d with M̄_d = Σ_{e∈d} κ_e M_e and g = Σ_d x̃_d ⊗ ℓ̄_d
+    with ℓ̄_d = Σ_{e∈d} κ_e ℓ_e, so a layer-scale matvec (`InputGram`) costs one pass over the
+    distinct inputs however often each was seen.
     The inputs of the rounds [0, `rounds`) are numbered by first appearance, which makes the
     inputs of every prefix a leading slice of these arrays.
 
@@ -223,6 +225,7 @@ class InputSums:
     Attributes:
         input_order: `[D]` the ids (rows of `factors.input_table`) of the distinct inputs, by first appearance.
         input_jtj: `[D, u, u]` M̄_d over the rounds added so far.
+        input_linear: `[D, u]` ℓ̄_d over the rounds added so far.
         input_weight: `[D]` Σκ of each input over the rounds added so far.
         rounds: The rounds added so far, [0, `rounds`).
         present: The number of distinct inputs of those rounds, `input_order[:present]`.
@@ -245,15 +248,17 @@ class InputSums:
         self._first_round = np.nonzero(valid)[0][first_row[appearance]]  # nondecreasing
         self._capacity = rounds
         self.input_jtj = np.zeros((len(distinct), factors.units, factors.units))
+        self.input_linear = np.zeros((len(distinct), factors.units))
         self.input_weight = np.zeros(len(distinct))
         self.rounds, self.present = 0, 0
 
-    def add(self, part: slice, jtj: np.ndarray) -> None:
+    def add(self, part: slice, jtj: np.ndarray, coefficient: np.ndarray) -> None:
         """Adds the examples of the rounds `part`, which start where the rounds added so far end.
 
         Args:
             part: The rounds [start, stop) to add, start = `rounds`, stop at most the constructor's `rounds`.
             jtj: `[r, B, u, u]` M_e of those rounds (`factors.jtj(part)`).
+            coefficient: `[r, B, u]` ℓ_e = q_e − M_e z_e of those rounds (`quadratic_terms.layer_coefficients`).
 
         Raises:
             ValueError: `part` does not continue the rounds added so far or goes past the constructor's `rounds`.
@@ -265,15 +270,18 @@ class InputSums:
         slots = self._slot[self.factors.input_id[part].reshape(-1)[rows]]
         weight = self.factors.weight[part].reshape(-1)[rows]
         units = self.factors.units
+        linear = coefficient.reshape(rows.size, units)[rows]
         seen, local = np.unique(slots, return_inverse=True)
         if len(seen) == len(slots):  # each input at most once in the block (the rule within an epoch)
             weighted = jtj.reshape(rows.size, units, units)[rows]
             weighted *= weight[:, None, None]
             self.input_jtj[slots] += weighted
+            self.input_linear[slots] += weight[:, None] * linear
             self.input_weight[slots] += weight
-        else:  # one sparse product sums the κ M_e of each input over the block's rows
+        else:  # one sparse product sums the κ M_e and κ ℓ_e of each input over the block's rows
             aggregator = scipy.sparse.csr_matrix((weight, (local, np.arange(len(slots)))), shape=(len(seen), len(slots)))
             self.input_jtj[seen] += (aggregator @ jtj.reshape(rows.size, units * units)[rows]).reshape(-1, units, units)
+            self.input_linear[seen] += aggregator @ linear
             self.input_weight[seen] += np.asarray(aggregator.sum(axis=1)).reshape(-1)
         self.rounds = part.stop
         self.present = int(np.searchsorted(self._first_round, self.rounds))
@@ -301,6 +309,7 @@ class InputGram:
         columns: `[P']` the columns of x̃ that are non-zero in some input of the prefix.
         table: `[D', P']` the prefix's distinct x̃ restricted to `columns`, in float64.
         input_jtj: `[D', u, u]` the prefix's M̄_d (a view of `sums.input_jtj`).
+        input_linear: `[D', u]` the prefix's ℓ̄_d (a view of `sums.input_linear`).
         input_weight: `[D']` Σκ of each distinct input of the prefix.
         shape: The operator's shape, `(P'·u, P'·u)`.
     """
@@ -312,6 +321,7 @@ class InputGram:
         self.columns = np.flatnonzero(np.any(table != 0, axis=0))
         self.table = table[:, self.columns].astype(np.float64)
         self.input_jtj = sums.input_jtj[:sums.present]
+        self.input_linear = sums.input_linear[:sums.present]
         self.input_weight = sums.input_weight[:sums.present].copy()
         self.units = sums.factors.units
         self.shape = (len(self.columns) * self.units,) * 2
@@ -334,6 +344,39 @@ class InputGram:
     def kronecker_inverse(self, mean_jtj: np.ndarray) -> scipy.sparse.linalg.LinearOperator:
         """The Kronecker preconditioner (`_kronecker_inverse`) of this prefix, given (Σκ M)/(Σκ) `[u, u]`."""
         return _kronecker_inverse(weighted_gram(self.table, self.input_weight), mean_jtj)
+
+
+def independent_inputs_minimizer(table: np.ndarray, input_jtj: np.ndarray, input_linear: np.ndarray) -> np.ndarray | None:
+    """The exact minimizer of a layer's Taylor quadratic when its distinct inputs are linearly independent.
+
+    Grouped by input the quadratic is f(V) = Σ_d y_dᵀM̄_d y_d + 2ℓ̄_dᵀy_d + s with y_d = (X̃V)_d.
+    When X̃ `[D, P']` has rank D (at most as many distinct inputs as non-zero columns: a small
+    dataset, or the first rounds of a run), V ↦ X̃V reaches every `[D, u]`, so the minimum is the
+    sum of the inputs' own minima, at y_d = −M̄_d⁺ℓ̄_d (ℓ̄_d = Σκ J_eᵀ(r_e − J_e z_e) lies in M̄_d's
+    range), and V = X̃⁺Y reaches it. H is singular there (rank at most D·u of P'·u), which is where
+    conjugate gradients need the most steps.
+
+    Args:
+        table: `[D, P']` the distinct inputs x̃_d.
+        input_jtj: `[D, u, u]` M̄_d.
+        input_linear: `[D, u]` ℓ̄_d.
+
+    Returns:
+        `[P', u]` the least-norm minimizer, or None when the inputs are dependent (to rounding:
+        numpy's `matrix_rank` tolerance) or outnumber the columns.
+    """
+    count, size = table.shape
+    if count == 0 or count > size:
+        return None
+    left, singular, right = np.linalg.svd(table, full_matrices=False)
+    if singular[-1] <= singular[0] * size * np.finfo(float).eps:
+        return None
+    values, vectors = np.linalg.eigh(input_jtj)
+    kept = values > values[:, -1:] * input_jtj.shape[-1] * np.finfo(float).eps  # M̄_d's numerical range
+    inverse = np.divide(1.0, values, out=np.zeros_like(values), where=kept)
+    rotated = np.einsum("dkl,dk->dl", vectors, input_linear)
+    outputs = -np.einsum("dkl,dl->dk", vectors, inverse * rotated)  # y_d = −M̄_d⁺ℓ̄_d
+    return right.T @ ((left.T @ outputs) / singular[:, None])
 
 
 def preconditioned_cg(matvec, target: np.ndarray, start: np.ndarray, preconditioner, tolerance: float,
@@ -402,7 +445,9 @@ class CGLayerSolver:
     `max_input_sums_bytes`, applies M_e along the chain per example at every matvec
     (`ExampleGram`). The value reported is f(v) = vᵀHv + 2gᵀv + s = vᵀ(Hv + g) + gᵀv + s at
     the returned v, an upper bound of the minimum that meets it as the relative residual
-    ‖Hv + g‖/‖g‖ goes to 0.
+    ‖Hv + g‖/‖g‖ goes to 0. Where the prefix's distinct inputs of the first layer are linearly
+    independent, CG starts at the exact minimizer (`independent_inputs_minimizer`) and takes no
+    step unless rounding left its residual above the tolerance.
 
     Args:
         factors: The layer's chain factors.
@@ -434,14 +479,14 @@ class CGLayerSolver:
         return self.factors.size + 2 * self.factors.units ** 2
 
     def add(self, part: slice, jtj: np.ndarray, q: np.ndarray) -> None:
-        _, _, linear, constant = _layer_linear_terms(self.factors, part, jtj, q)
+        _, _, linear, constant, coefficient = _layer_linear_terms(self.factors, part, jtj, q)
         self.linear += linear
         self.constant += constant
         weight = self.factors.weight[part]
         self.jtj_sum += np.einsum("rb,rbkl->kl", weight, jtj)
         self.weight_sum += np.sum(weight)
         if self.sums is not None:
-            self.sums.add(part, jtj)
+            self.sums.add(part, jtj, coefficient)
 
     def close(self, position: int) -> None:
         start = time.perf_counter()
@@ -463,10 +508,14 @@ class CGLayerSolver:
             gram = InputGram(self.sums, executor)
         else:
             gram = ExampleGram(self.factors, int(self.ends[position]))
+        start = self.solution[gram.columns]
+        if self.sums is not None:
+            exact = independent_inputs_minimizer(gram.table, gram.input_jtj, gram.input_linear)
+            start = start if exact is None else exact
         preconditioner = gram.kronecker_inverse(self.jtj_sum / self.weight_sum)
         target = -self.linear[gram.columns].reshape(-1)
         iterate, iterations, error_estimate = preconditioned_cg(
-            gram.matvec, target, self.solution[gram.columns].reshape(-1), preconditioner.matvec, self.rtol * gradient_scale, self.maxiter)
+            gram.matvec, target, start.reshape(-1), preconditioner.matvec, self.rtol * gradient_scale, self.maxiter)
         residual = gram.matvec(iterate) - target  # Hv + g
         relative = np.linalg.norm(residual) / gradient_scale
         self.solution[:] = 0.0
