@@ -106,6 +106,13 @@ def synthetic_factors(distinct: int, epochs: int, seed: int) -> ChainFactors:
     )
 
 
+def _timed(function, *args, **kwargs):
+    """`(function(*args, **kwargs), its wall time in seconds)`."""
+    start = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
 def _median_seconds(function, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -183,14 +190,10 @@ def curve_table(distinct: int, epoch_counts, per_example_epochs: int, grid_point
     for epochs in epoch_counts:
         factors = synthetic_factors(distinct, epochs, seed)
         ends = log_grid(len(factors.valid), grid_points)
-        start = time.perf_counter()
-        per_input = cg_chain_minima(factors, ends, rtol, maxiter)
-        input_seconds = time.perf_counter() - start
+        per_input, input_seconds = _timed(cg_chain_minima, factors, ends, rtol, maxiter)
         example_iterations, example_time, ratio, difference = "—", "—", "—", "—"
         if epochs <= per_example_epochs:
-            start = time.perf_counter()
-            per_example = cg_chain_minima(factors, ends, rtol, maxiter, max_input_sums_bytes=0)
-            example_seconds = time.perf_counter() - start
+            per_example, example_seconds = _timed(cg_chain_minima, factors, ends, rtol, maxiter, max_input_sums_bytes=0)
             example_iterations = str(int(per_example["iterations"].sum()))
             example_time, ratio = f"{example_seconds:.1f}", f"{example_seconds / input_seconds:.1f}×"
             difference = f"{np.max(np.abs(per_example['minimum'] / per_input['minimum'] - 1)):.1e}"
@@ -241,14 +244,10 @@ def exact_table(distinct_counts, epoch_counts, grid_points: int, rtol: float, ma
         for epochs in epoch_counts:
             factors = synthetic_factors(distinct, epochs, seed)
             ends = log_grid(len(factors.valid), grid_points)
-            start = time.perf_counter()
-            exact = cg_chain_minima(factors, ends, rtol, maxiter)
-            exact_seconds = time.perf_counter() - start
+            exact, exact_seconds = _timed(cg_chain_minima, factors, ends, rtol, maxiter)
             chain_solvers.independent_inputs_minimizer = lambda *inputs: None
             try:
-                start = time.perf_counter()
-                warm = cg_chain_minima(factors, ends, rtol, maxiter)
-                warm_seconds = time.perf_counter() - start
+                warm, warm_seconds = _timed(cg_chain_minima, factors, ends, rtol, maxiter)
             finally:
                 chain_solvers.independent_inputs_minimizer = exact_start
             difference = np.max(np.abs(warm["minimum"] / exact["minimum"] - 1))
