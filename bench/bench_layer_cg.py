@@ -41,8 +41,7 @@ from keras_taylor import chain_rule
 from keras_taylor.analysis import chain_solvers, log_grid
 from keras_taylor.analysis.chain_factors import BLOCK_ELEMENTS, ChainFactors, round_blocks
 from keras_taylor.analysis.chain_solvers import (MATVEC_CHUNK_INPUTS, ExampleGram, InputGram, InputSums,
-                                                 available_cores, cg_chain_minima)
-from keras_taylor.quadratic_terms import layer_coefficients
+                                                 available_cores, cg_chain_minima, example_coefficients)
 
 _DISTINCT = flags.DEFINE_list("distinct", ["10000", "60000"], "Distinct inputs D of the matvec table.")
 _EPOCHS = flags.DEFINE_list("epochs", ["1", "5", "20"], "Epochs of rounds, for both tables.")
@@ -126,8 +125,7 @@ def _linear_coefficient(factors: ChainFactors, part: slice, jtj: np.ndarray) -> 
     """ℓ_e = q_e − M_e z_e `[r, B, u]` of the rounds `part` (formed for g whichever operator is used; not timed)."""
     multipliers, kernels = factors.chain(part)
     q = chain_rule.chain_q_all(factors.q_top[part].astype(np.float64), multipliers, kernels)[0]
-    z = factors.z[part].astype(np.float64)
-    return layer_coefficients(z, q, np.einsum("rbkl,rbl->rbk", jtj, z), factors.residual_sq[part])[0]
+    return example_coefficients(factors, part, jtj, q)[0]
 
 
 def _summed(factors: ChainFactors) -> tuple[InputSums, float, float, np.ndarray]:

@@ -18,9 +18,9 @@ from keras_taylor import chain_rule
 from keras_taylor.analysis.chain_factors import ChainFactors, round_blocks
 from keras_taylor.analysis import chain_solvers
 from keras_taylor.analysis.chain_solvers import (ExampleGram, ExplicitLayerSolver, InputGram, InputSums,
-                                                 cg_chain_minima, explicit_chain_minima, independent_inputs_minimizer)
+                                                 cg_chain_minima, example_coefficients, explicit_chain_minima,
+                                                 independent_inputs_minimizer)
 from keras_taylor.analysis.quadratic import minimize_quadratic
-from keras_taylor.quadratic_terms import layer_coefficients
 
 from conftest import assert_close
 
@@ -130,8 +130,7 @@ def test_example_gram_is_the_explicit_gram(factors, rng, rounds):
 def _products(factors: ChainFactors, part: slice) -> tuple[np.ndarray, np.ndarray]:
     """M_e `[r, B, u, u]` and ℓ_e = q_e − M_e z_e `[r, B, u]` of the rounds `part`."""
     jtj, qs = factors.products(part)
-    curvature_z = np.einsum("rbkl,rbl->rbk", jtj[0], factors.z[part])
-    return jtj[0], layer_coefficients(factors.z[part], qs[0], curvature_z, factors.residual_sq[part])[0]
+    return jtj[0], example_coefficients(factors, part, jtj[0], qs[0])[0]
 
 
 def _sums_by_segments(factors: ChainFactors, ends, rounds_per_block: int = 2):

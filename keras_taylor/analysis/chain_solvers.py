@@ -48,18 +48,24 @@ def _pair_index(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return first, second, number
 
 
+def example_coefficients(factors: ChainFactors, part: slice, jtj: np.ndarray, q: np.ndarray):
+    """Each example's ℓ = q − Mz `[r, B, u]` and s_e `[r, B]` of the rounds `part` from its M `[r, B, u, u]`
+    and q `[r, B, u]` (`quadratic_terms.layer_coefficients`): g = Σκ x̃ ⊗ ℓ, s = Σκ s_e."""
+    z = factors.z[part].astype(np.float64)
+    return layer_coefficients(z, q, (jtj @ z[..., None])[..., 0], factors.residual_sq[part])
+
+
 def _layer_linear_terms(factors: ChainFactors, part: slice, jtj: np.ndarray, q: np.ndarray):
-    """What the rounds `part` add to a layer's g and s (`quadratic_terms.layer_coefficients`).
+    """What the rounds `part` add to a layer's g and s (`example_coefficients`).
 
     Returns:
         `(features [n, P], weighted [n, P] = κ x̃, linear [P, u], constant, coefficient [r, B, u])` over
-        the n = r·B rows, `coefficient` the examples' ℓ = q − Mz (g = Σκ x̃ ⊗ ℓ).
+        the n = r·B rows, `coefficient` the examples' ℓ.
     """
     size, units = factors.size, factors.units
     features = factors.features(part).reshape(-1, size)
     weighted = factors.weight[part].reshape(-1, 1) * features
-    z = factors.z[part].astype(np.float64)
-    linear_coefficient, constants = layer_coefficients(z, q, (jtj @ z[..., None])[..., 0], factors.residual_sq[part])
+    linear_coefficient, constants = example_coefficients(factors, part, jtj, q)
     return (features, weighted, weighted.T @ linear_coefficient.reshape(-1, units),
             np.sum(factors.weight[part] * constants), linear_coefficient)
 
@@ -258,7 +264,7 @@ class InputSums:
         Args:
             part: The rounds [start, stop) to add, start = `rounds`, stop at most the constructor's `rounds`.
             jtj: `[r, B, u, u]` M_e of those rounds (`factors.jtj(part)`).
-            coefficient: `[r, B, u]` ℓ_e = q_e − M_e z_e of those rounds (`quadratic_terms.layer_coefficients`).
+            coefficient: `[r, B, u]` ℓ_e = q_e − M_e z_e of those rounds (`example_coefficients`).
 
         Raises:
             ValueError: `part` does not continue the rounds added so far or goes past the constructor's `rounds`.
