@@ -120,3 +120,35 @@ def assert_mean_and_band(line, shade, x, rows) -> None:
     mean, spread = rows.mean(axis=0), rows.std(axis=0)
     assert_line(line, x, mean)
     assert_band(shade, x, mean - spread, mean + spread)
+
+
+def reaching_mean_and_std(runs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """`(x, mean, std, count)` of runs `(x_i, y_i)` of different lengths, point by point: at each x
+    of any run, each run whose span holds it contributes y_i on the segment around it, interpolated
+    by hand, and the others nothing."""
+    union = sorted({float(value) for x, _ in runs for value in x})
+    means, spreads, counts = [], [], []
+    for point in union:
+        values = []
+        for x, y in runs:
+            for k in range(len(x)):
+                if x[k] == point:
+                    values.append(y[k])
+                    break
+                if k + 1 < len(x) and x[k] < point < x[k + 1]:
+                    values.append(y[k] + (y[k + 1] - y[k]) * (point - x[k]) / (x[k + 1] - x[k]))
+                    break
+        means.append(np.mean(values))
+        spreads.append(np.std(values))
+        counts.append(len(values))
+    return np.array(union), np.array(means), np.array(spreads), np.array(counts)
+
+
+def assert_mean_and_band_of_runs(line, shade, runs) -> None:
+    """`line` is the mean over the runs reaching each x, `shade` mean ± std where two or more do."""
+    x, mean, spread, count = reaching_mean_and_std(runs)
+    assert_line(line, x, mean)
+    shared = count > 1
+    assert_band(shade, x[shared], (mean - spread)[shared], (mean + spread)[shared])
+    vertices = shade.get_paths()[0].vertices
+    assert vertices[:, 0].min() >= x[shared].min() - 1e-9 and vertices[:, 0].max() <= x[shared].max() + 1e-9

@@ -5,7 +5,7 @@ import pytest
 
 from keras_taylor import plotting
 
-from plotting_helpers import assert_line, assert_mean_and_band, legend_texts, new_axes
+from plotting_helpers import assert_line, assert_mean_and_band, assert_mean_and_band_of_runs, legend_texts, new_axes
 
 
 def test_plot_training_loss_averages_seeds_and_keeps_single_runs(rng):
@@ -20,5 +20,20 @@ def test_plot_training_loss_averages_seeds_and_keeps_single_runs(rng):
     assert_line(sgd_line, epochs, single[1])
     assert ax.get_xlabel() == "epoch" and ax.get_yscale() == "log"
     assert legend_texts(ax) == ["rmsprop", "sgd"]
-    with pytest.raises(ValueError, match="share one x"):
-        plotting.plot_training_loss(new_axes(), {"sgd": [single, (epochs + 1, single[1])]})
+
+
+def test_seeds_of_different_lengths_are_averaged_over_those_reaching_each_epoch(rng):
+    # Runs stopped at an accuracy plateau: 20, 12 and 7 epochs, the last on points between the others'.
+    seeds = [(np.arange(1.0, 21.0), rng.uniform(0.1, 2.0, 20)), (np.arange(1.0, 13.0), rng.uniform(0.1, 2.0, 12)),
+             (np.arange(0.5, 7.0), rng.uniform(0.1, 2.0, 7))]
+    line, band = plotting.plot_training_loss(new_axes(), {"adam": seeds}, xlabel="epoch")
+    assert_mean_and_band_of_runs(line, band, seeds)
+    assert line.get_xdata()[-1] == 20 and line.get_ydata()[-1] == seeds[0][1][-1]
+
+
+def test_seeds_of_different_lengths_need_increasing_x(rng):
+    loss = rng.uniform(0.1, 2.0, 5)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        plotting.plot_training_loss(new_axes(), {"sgd": [(np.arange(5.0), loss), (np.arange(5.0)[::-1], loss)]})
+    with pytest.raises(ValueError, match="one shape"):
+        plotting.plot_training_loss(new_axes(), {"sgd": [(np.arange(5.0), loss), (np.arange(4.0), loss)]})

@@ -12,6 +12,7 @@ from keras_taylor.analysis import GrowthFit, RegretCurve, fit_growth
 from plotting_helpers import (
     assert_line,
     assert_mean_and_band,
+    assert_mean_and_band_of_runs,
     colors_by_label,
     exact_diagnostics,
     labeled_lines,
@@ -191,13 +192,21 @@ def test_plot_optimizer_regret_reduces_curves_bands_and_seeds(rng):
         assert first[label] == second[other_label]
 
 
-def test_seeds_on_different_grids_are_refused(rng):
+def test_seeds_on_different_grids_are_averaged_over_those_reaching_each_round(rng):
+    # Runs of different lengths: one stopped earlier (a prefix of the grid), one on a grid of its own.
     rounds = random_rounds(rng)
-    seeds = [random_curve(rng, rounds), random_curve(rng, rounds[:-1])]
-    with pytest.raises(ValueError, match="grid of rounds"):
-        plotting.plot_optimizer_regret(new_axes(), {"adam": seeds})
-    with pytest.raises(ValueError, match="grid of rounds"):
-        plotting.plot_optimizer_loss_gap(new_axes(), {"adam": seeds})
+    seeds = [random_curve(rng, rounds), random_curve(rng, rounds[:-3]),
+             random_curve(rng, np.unique(np.geomspace(2, rounds[-2], 9).astype(np.int64)))]
+    line, band = plotting.plot_optimizer_regret(new_axes(), {"adam": seeds})
+    assert_mean_and_band_of_runs(line, band, [(seed.rounds, seed.normalized_regret) for seed in seeds])
+    loss, loss_band, optimum, optimum_band = plotting.plot_optimizer_loss_gap(new_axes(), {"adam": seeds})
+    assert_mean_and_band_of_runs(loss, loss_band, [(seed.rounds, seed.average_loss) for seed in seeds])
+    assert_mean_and_band_of_runs(optimum, optimum_band, [(seed.rounds, seed.taylor_optimum) for seed in seeds])
+    # A band's neurons are rows of their run: all of them reach what their run reaches.
+    bands = [random_band(rng, rounds, units=3), random_band(rng, rounds[:-4], units=2)]
+    line, band = plotting.plot_optimizer_regret(new_axes(), {"sgd": bands})
+    assert_mean_and_band_of_runs(line, band, [(entry.rounds, row) for entry in bands
+                                              for row in entry.normalized_regret])
 
 
 def test_plot_optimizer_loss_gap_pairs_solid_loss_with_dashed_optimum_per_optimizer(rng):

@@ -276,6 +276,26 @@ def test_verdicts_by_length_judge_each_prefix_and_the_whole_runs(rng, tmp_path):
     assert (tmp_path / "report" / "verdicts_by_length.png").exists()
 
 
+def test_runs_stopped_at_different_epochs_are_reported_together(rng, tmp_path):
+    # Runs stopped at an accuracy plateau (a cap of 60 epochs): their curves differ in length.
+    paths = []
+    for optimizer, seed, epochs in (("sgd", 0, 10), ("sgd", 1, 7), ("adam", 0, 10), ("adam", 1, 8)):
+        run = _run_analysis(rng, optimizer, seed, epochs=epochs)
+        run["run"]["config"]["epochs"], run["run"]["epochs_trained"] = 60, epochs
+        paths.append(tmp_path / f"{optimizer}_{seed}.json")
+        paths[-1].write_text(json.dumps(report.run_record(run)))
+    report.write_report(paths, tmp_path / "report", "a command")
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert [row["epochs"] for row in summary["runs"]] == [10, 7, 10, 8]
+    assert list(summary["verdicts_by_length"]) == ["1", "2", "5"]  # the prefixes every run has
+    for name in ("fig6_training_loss", "fig4_regret_by_optimizer", "fig5_exploration", "verdicts_by_length"):
+        assert (tmp_path / "report" / f"{name}.png").exists(), name
+    analyses = report.load_analyses(paths)
+    assert report.training_loss_title(analyses).endswith("(280–400), mean ± std over the seeds reaching each epoch")
+    same = {group: runs[:1] for group, runs in analyses.items()}
+    assert report.training_loss_title(same).endswith("(400), mean ± std over seeds")
+
+
 def test_the_training_accuracy_is_reported_where_the_runs_logged_it(rng, tmp_path):
     analyses = {optimizer: [_run_analysis(rng, optimizer, seed) for seed in range(2)] for optimizer in ("sgd", "adam")}
     for run in analyses["sgd"]:

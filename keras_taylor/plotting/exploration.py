@@ -24,7 +24,8 @@ def plot_min_hamming(
     Args:
         ax: Axes to draw on.
         distances_by_optimizer: Optimizer name → `(x [N], normalized distance [N])`, or a
-            list of such tuples (seeds) sharing x, drawn as mean ± standard deviation.
+            list of such tuples (seeds), drawn as mean ± standard deviation (seeds of
+            different lengths: over those that reach each x).
         xlabel: Label of the x axis (rounds or epochs).
         title: Optional title.
 

@@ -21,7 +21,8 @@ def plot_training_loss(
     Args:
         ax: Axes to draw on.
         losses_by_optimizer: Optimizer name → `(rounds or epochs [K], loss [K])`, or a list
-            of such tuples (seeds) sharing x, drawn as mean ± standard deviation.
+            of such tuples (seeds), drawn as mean ± standard deviation (seeds of different
+            lengths: over those that reach each x).
         xlabel: Label of the x axis (rounds or epochs).
         yscale: Scale of the loss axis ("log" is allowed: losses are positive).
         title: Optional title.

@@ -13,7 +13,7 @@ import matplotlib.axes
 import numpy as np
 
 from keras_taylor.analysis import GrowthFit, NeuronRegretBand, RegretCurve
-from keras_taylor.plotting._shared import finish, mean_and_band, require_nonempty
+from keras_taylor.plotting._shared import align_runs, finish, mean_and_band, require_nonempty
 from keras_taylor.plotting.colors import optimizer_color
 
 RegretEntry = RegretCurve | NeuronRegretBand
@@ -165,7 +165,7 @@ def plot_optimizer_regret(
     Args:
         ax: Axes to draw on.
         curves_by_optimizer: Optimizer name → a curve, a band, or a sequence of them
-            (seeds) on one grid of rounds.
+            (seeds; runs of different lengths are averaged at each N over those that reach it).
         xscale: Scale of the N axis.
         yscale: "linear" or "symlog".
         title: Optional title.
@@ -174,8 +174,7 @@ def plot_optimizer_regret(
         Per optimizer, in the mapping's order: its mean line, then its band if drawn.
 
     Raises:
-        ValueError: If the mapping or an entry is empty, seeds disagree on the rounds,
-            or `yscale` could hide negative regret.
+        ValueError: If the mapping or an entry is empty, or `yscale` could hide negative regret.
     """
     require_nonempty(curves_by_optimizer, "curves_by_optimizer")
     artists, all_rows = [], []
@@ -207,7 +206,7 @@ def plot_optimizer_loss_gap(
     Args:
         ax: Axes to draw on.
         curves_by_optimizer: Optimizer name → a curve, a band, or a sequence of them
-            (seeds) on one grid of rounds.
+            (seeds; runs of different lengths are averaged at each N over those that reach it).
         xscale: Scale of the N axis.
         title: Optional title.
 
@@ -215,7 +214,7 @@ def plot_optimizer_loss_gap(
         Per optimizer: the loss line (and band), then the optimum line (and band).
 
     Raises:
-        ValueError: If the mapping or an entry is empty, or seeds disagree on the rounds.
+        ValueError: If the mapping or an entry is empty.
     """
     require_nonempty(curves_by_optimizer, "curves_by_optimizer")
     artists = []
@@ -309,15 +308,10 @@ def _set_regret_yscale(ax: matplotlib.axes.Axes, yscale: str, values: Sequence[n
 
 
 def _regret_rows(optimizer: str, runs: RegretRuns, rows_of) -> tuple[np.ndarray, np.ndarray]:
-    """The shared rounds `[K]` and the stacked `rows_of(entry)` `[R, K]` of one optimizer's runs."""
+    """The rounds `[K]` and the stacked `rows_of(entry)` `[R, K]` of one optimizer's runs (runs of
+    different lengths on the union of their grids, see `align_runs`)."""
     entries = [runs] if isinstance(runs, (RegretCurve, NeuronRegretBand)) else list(runs)
-    if not entries:
-        raise ValueError(f"{optimizer}: expected at least one run. Received: an empty sequence")
-    rounds = np.asarray(entries[0].rounds)
-    for entry in entries[1:]:
-        if not np.array_equal(entry.rounds, rounds):
-            raise ValueError(f"{optimizer}: seeds must share one grid of rounds to be averaged.")
-    return rounds, np.concatenate([rows_of(entry) for entry in entries], axis=0)
+    return align_runs(optimizer, [(entry.rounds, rows_of(entry)) for entry in entries])
 
 
 def _check_fit_of_curve(curve: RegretCurve, fit: GrowthFit) -> None:

@@ -8,7 +8,7 @@ NumPy and matplotlib only. One module per part, in the order the data flows thro
 - `paper_claims`: the paper's claims measured per optimizer (`claims`) and judged (`claim_rows`).
 - `lengths`: every claim judged on the first E epochs of the same runs (`prefix_analysis`,
   `verdicts_by_length`).
-- `plots`: the figures (`figures`).
+- `plots`: the figures (`figures`; Fig. 6's title: `training_loss_title`).
 - `readme`: the README.md text (`markdown`, `open_question_lines`).
 - `write`: `write_report`, which writes summary.json, the figures and README.md into a directory.
 """
@@ -29,7 +29,7 @@ from keras_taylor.report.paper_claims import (
     top_count,
     top_per_layer_row,
 )
-from keras_taylor.report.plots import figures
+from keras_taylor.report.plots import figures, training_loss_title
 from keras_taylor.report.readme import PAPER_SCALE, length_table, markdown, open_question_lines, scale_statement
 from keras_taylor.report.records import (
     RoundLossSummary,
@@ -78,6 +78,7 @@ __all__ = [
     "scale_statement",
     "top_count",
     "top_per_layer_row",
+    "training_loss_title",
     "verdicts_by_length",
     "write_report",
     "write_run_record",

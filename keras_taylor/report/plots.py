@@ -10,17 +10,26 @@ import re
 import numpy as np
 
 from keras_taylor import open_questions, plotting
+from keras_taylor.experiments import trained_epochs
 from keras_taylor.report.lengths import lengths_measured, quantities_by_length
 from keras_taylor.report.records import analyzed_layers, band_from_json, curve_from_json, losses_by_epoch, round_count
 
 
-def _loss_title(analyses: dict) -> str:
-    """Fig. 6's title: what each point of its curves averages."""
-    counts = sorted({round_count(run) for runs in analyses.values() for run in runs if "rounds" in run})
-    described = " or ".join(f"{count:,}" for count in counts)
+def training_loss_title(analyses: dict) -> str:
+    """Fig. 6's title: what each point of its curves averages, and over which seeds (runs stopped at an
+    accuracy plateau differ in length: their mean at an epoch is over the seeds that reached it).
+
+    Args:
+        analyses: `{group: [analysis or run record, ...]}`, as `load_analyses` returns them.
+    """
+    runs = [run for group in analyses.values() for run in group if "rounds" in run]
+    counts = sorted({round_count(run) for run in runs})
+    described = f"{counts[0]:,}" if len(counts) == 1 else f"{counts[0]:,}–{counts[-1]:,}" if counts else "no"
+    seeds = ("mean ± std over seeds" if len({trained_epochs(run["run"]) for run in runs}) <= 1 else
+             "mean ± std over the seeds reaching each epoch")
     if counts and counts[-1] <= 100:
-        return f"Training loss of each recorded round ({described} rounds),\nmean ± std over seeds"
-    return f"Training loss: means of 100 equal blocks of the {described} recorded rounds,\nmean ± std over seeds"
+        return f"Training loss of each recorded round ({described} per run),\n{seeds}"
+    return f"Training loss: 100-block means of each run's recorded rounds\n({described}), {seeds}"
 
 
 def _file_stem(group: str) -> str:
@@ -52,7 +61,7 @@ def figures(analyses: dict, output_dir, dpi: int = 150, questions: dict | None =
     figure = matplotlib.figure.Figure(figsize=(6, 4), layout="constrained")
     plotting.plot_training_loss(figure.add_subplot(), {
         optimizer: [losses_by_epoch(run) for run in runs] for optimizer, runs in analyses.items()},
-        xlabel="epoch", title=_loss_title(analyses))
+        xlabel="epoch", title=training_loss_title(analyses))
     save(figure, "fig6_training_loss")
 
     # Fig. 3 / 4: regret per layer, optimizers compared.
