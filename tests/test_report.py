@@ -125,6 +125,13 @@ def test_the_report_says_whether_it_tests_the_paper(task, examples, epochs, at_s
     assert ("do not test the paper's claims" in sentence) is not at_scale
 
 
+def test_runs_of_different_lengths_are_judged_on_the_shortest():
+    at_paper_scale, sentence = report.scale_statement("autoencoder", 60000, 40, longest=60)
+    assert not at_paper_scale and "60,000 training examples × 40–60 epochs (the shortest run: 40)" in sentence
+    assert report.scale_statement("autoencoder", 60000, 50, longest=60)[0]
+    assert report.scale_statement("convnet", 10000, 34, longest=34)[1] == report.scale_statement("convnet", 10000, 34)[1]
+
+
 @pytest.mark.parametrize("rounds", [60, 4690], ids=["each_round", "blocks"])
 def test_fig6_losses_are_placed_by_epoch_alike_from_an_analysis_and_its_run_record(rounds, rng):
     losses = rng.uniform(0.5, 2.0, size=rounds)
@@ -288,6 +295,7 @@ def test_runs_stopped_at_different_epochs_are_reported_together(rng, tmp_path):
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
     assert [row["epochs"] for row in summary["runs"]] == [10, 7, 10, 8]
     assert list(summary["verdicts_by_length"]) == ["1", "2", "5"]  # the prefixes every run has
+    assert "× 7–10 epochs (the shortest run: 7)" in (tmp_path / "report" / "README.md").read_text()
     for name in ("fig6_training_loss", "fig4_regret_by_optimizer", "fig5_exploration", "verdicts_by_length"):
         assert (tmp_path / "report" / f"{name}.png").exists(), name
     analyses = report.load_analyses(paths)

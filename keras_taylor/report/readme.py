@@ -22,8 +22,14 @@ def _cell(stats: dict, digits: int = 3) -> str:
 PAPER_SCALE = {"autoencoder": {"examples": 60000, "epochs": 50}, "convnet": {"examples": 50000, "epochs": 50}}
 
 
-def scale_statement(task: str, examples: int, epochs: int) -> tuple[bool, str]:
+def scale_statement(task: str, examples: int, epochs: int, longest: int | None = None) -> tuple[bool, str]:
     """Whether runs of `examples` × `epochs` are at the paper's length, and a sentence that says so.
+
+    Args:
+        task: The paper task ("autoencoder" or "convnet"; another has no counterpart in the paper).
+        examples: Training examples per epoch.
+        epochs: The shortest run's epochs: what the verdict on the length is judged on.
+        longest: The longest run's epochs, where runs differ in length (stopped at an accuracy plateau).
 
     Returns:
         `(at_paper_scale, sentence)`; below the paper's length the sentence says that the verdicts
@@ -31,6 +37,8 @@ def scale_statement(task: str, examples: int, epochs: int) -> tuple[bool, str]:
     """
     paper = PAPER_SCALE.get(task)
     scale = f"{examples:,} training examples × {epochs} epoch{'s' if epochs != 1 else ''}"
+    if longest is not None and longest > epochs:
+        scale = f"{examples:,} training examples × {epochs}–{longest} epochs (the shortest run: {epochs})"
     if paper is None:
         return False, f"Scale: {scale} (task {task!r} has no counterpart in the paper)."
     if examples >= paper["examples"] and epochs >= paper["epochs"]:
@@ -67,7 +75,8 @@ def markdown(summary: dict, analyses: dict, command: str, figures_written, by_le
     first = next(iter(analyses.values()))[0]["run"]
     trained = {group: [trained_epochs(run["run"]) for run in runs] for group, runs in analyses.items()}
     shortest = min(min(epochs) for epochs in trained.values())
-    _, statement = scale_statement(first["config"]["task"], int(first["examples"]), shortest)
+    longest = max(max(epochs) for epochs in trained.values())
+    _, statement = scale_statement(first["config"]["task"], int(first["examples"]), shortest, longest)
     lines = [statement + "\n", f"Regenerate with:\n\n```bash\n{command}\n```\n"]
     epochs = f"{first['config']['epochs']} epochs"
     if first["config"].get("plateau_patience"):
