@@ -8,9 +8,10 @@ parses flags in `app.run`, and TensorFlow reads the variable once, when it loads
 get the logging back, set it yourself: `TF_CPP_MIN_LOG_LEVEL=0 keras-taylor-train ...`.
 Level 3 also hides TensorFlow's C++ ERROR lines (on a CPU-only machine the CUDA probe
 logs one, "failed call to cuInit"); errors that matter still raise Python exceptions.
-Two lines written by absl before TensorFlow initializes its logging ("All log messages
-before absl::InitializeLog() ..." and cudart_stub's "Could not find cuda drivers") do
-not go through that filter, so no level removes them.
+Lines written by absl before TensorFlow initializes its logging ("All log messages
+before absl::InitializeLog() ..." and cudart_stub's "Could not find cuda drivers"; on
+some installs of TensorFlow 2.21 the oneDNN notice too) do not go through that filter,
+so no level removes them.
 """
 
 import os

@@ -48,7 +48,13 @@ def _slsqp_minimum(stacked, loss, center, radius):
         objective, center, jac=True, method="SLSQP", options={"ftol": 1e-12, "maxiter": 2000},
         constraints=[{"type": "ineq", "fun": lambda v: radius**2 - np.sum((v - center) ** 2),
                       "jac": lambda v: -2 * (v - center)}])
-    assert result.success, result.message
+    # Status 8 ("positive directional derivative for linesearch") is SLSQP finding no descent at
+    # ftol=1e-12, below what rounding resolves: a fresh install (NumPy 2.4.6, SciPy 1.17.1) stopped so
+    # at the optimum (value within 4e-12 of the solver's) where earlier installs reported success. The
+    # point must still be feasible; a reference stopped short of the optimum would fail the comparison
+    # with the solver, never pass it.
+    assert result.success or result.status == 8, result.message
+    assert np.sum((result.x - center) ** 2) <= radius**2 * (1 + 1e-8)
     return result.fun
 
 

@@ -309,3 +309,17 @@ def test_rounds_before_the_first_streamed_example_sum_to_zero(chain_runs, tmp_pa
     curve = analysis.regret_curve(tmp_path / "run", "h1", layer_solver=solver, cg_rtol=CG_RTOL)
     assert_close(curve.cumulative_taylor_optimum, _reference_minima(rounds, "h1"), "float64")
     assert curve.cumulative_taylor_optimum[0] == 0 and curve.cumulative_taylor_optimum[-1] > 0
+
+
+def test_a_layer_that_cannot_be_served_is_missing_and_the_others_are_solved(chain_runs, tmp_path):
+    """The lowest layer's stored inputs gone: the one pass cannot start, so each request is solved alone;
+    h0 is missing with the reason and h1, h2 keep their minima (their x̃ comes from the layer below)."""
+    _, pool, rounds = chain_runs
+    run = tmp_path / "run"
+    _write_run(run, pool, rounds, "float64", skip_streams=("inputs.h0",))
+    regrets = analysis.layer_regrets(run, HIDDEN, scales=["layer"])
+    assert set(regrets.layers) == {"h1", "h2"}
+    assert list(regrets.missing) == [("h0", "layer")]
+    assert "no stream 'inputs.h0'" in regrets.missing[("h0", "layer")]
+    for name in ("h1", "h2"):
+        assert_close(regrets.layers[name].cumulative_taylor_optimum, _reference_minima(rounds, name), "float64")

@@ -184,11 +184,19 @@ def _demo_help(tmp_path, **variables) -> subprocess.CompletedProcess:
     return result
 
 
+def _import_tensorflow(tmp_path, level: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, text=True,
+                          timeout=300, env=_checkout_environment(tmp_path, TF_CPP_MIN_LOG_LEVEL=level))
+
+
 def test_binaries_quiet_tensorflow_start_up_unless_the_user_sets_the_level(tmp_path):
+    if not _chatter(_import_tensorflow(tmp_path, "0").stderr):
+        pytest.skip("This TensorFlow build prints no filterable start-up lines here: nothing to silence.")
+    if _chatter(_import_tensorflow(tmp_path, "3").stderr):
+        # Seen with TensorFlow 2.21.0 on a fresh install: its start-up lines went through absl before
+        # absl::InitializeLog(), which no TF_CPP_MIN_LOG_LEVEL filters.
+        pytest.skip("This TensorFlow build prints its start-up lines whatever TF_CPP_MIN_LOG_LEVEL says: "
+                    "the level the binaries set cannot silence them.")
     assert _chatter(_demo_help(tmp_path).stderr) == []
     loud = _demo_help(tmp_path, TF_CPP_MIN_LOG_LEVEL="0")
-    baseline = subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, text=True,
-                              timeout=300, env=_checkout_environment(tmp_path, TF_CPP_MIN_LOG_LEVEL="0"))
-    if not _chatter(baseline.stderr):
-        pytest.skip("This TensorFlow build prints no filterable start-up lines here: nothing to silence.")
     assert _chatter(loud.stderr), loud.stderr[-3000:]  # the user's own level is kept

@@ -22,14 +22,14 @@ from keras_taylor.analysis.chain_factors import chain_position, load_chain_facto
 from keras_taylor.analysis.chain_pass import NeuronChainSolver, run_chain_pass
 from keras_taylor.analysis.chain_solvers import CGLayerSolver, ExplicitLayerSolver
 from keras_taylor.analysis.neuron_sums import neuron_sums
-from keras_taylor.analysis.results import SolverDiagnostics, TaylorOptimumWarning
-from keras_taylor.analysis.route import RouteMinima, exact_minima
+from keras_taylor.analysis.results import MissingStatisticsError, SolverDiagnostics, TaylorOptimumWarning
+from keras_taylor.analysis.route import RouteMinima, RouteSolver, exact_minima
 from keras_taylor.schema import Route
 
 LAYER_SOLVERS = ("auto", "explicit", "cg")
 
 
-class ChainRoute:
+class ChainRoute(RouteSolver):
     """Neuron scale summed per distinct input; layer scale solved explicitly or by CG.
 
     Every (layer, scale) asked together is served by one pass over the rounds (`chain_pass`).
@@ -45,10 +45,20 @@ class ChainRoute:
     options = ("layer_solver", "max_explicit_parameters", "cg_rtol", "cg_maxiter")
 
     def minima(self, reader, layer: str, neurons, rounds, **options) -> RouteMinima:
-        return self.minima_many(reader, [(layer, neurons)], rounds, **options)[0]
+        return self.minima_together(reader, [(layer, neurons)], rounds, **options)[0]
 
-    def minima_many(self, reader, requests, rounds, *, layer_solver: str = "auto", max_explicit_parameters: int = 4096,
-                    cg_rtol: float = 1e-4, cg_maxiter: int = 3000) -> list:
+    def minima_many(self, reader, requests, rounds, **options) -> list:
+        """`minima_together`; if a request cannot be served (a missing stream, a layer outside the
+        chain), each request alone, so that each gets its own reason and the others their minima."""
+        if len(requests) > 1:
+            try:
+                return self.minima_together(reader, requests, rounds, **options)
+            except MissingStatisticsError:
+                pass
+        return super().minima_many(reader, requests, rounds, **options)
+
+    def minima_together(self, reader, requests, rounds, *, layer_solver: str = "auto",
+                        max_explicit_parameters: int = 4096, cg_rtol: float = 1e-4, cg_maxiter: int = 3000) -> list:
         """The `RouteMinima` of each `(layer, neurons)` request (neurons None: the layer scale), from one pass.
 
         The layer scale's minimum of vᵀHv + 2gᵀv + s is found exactly from H ("explicit",

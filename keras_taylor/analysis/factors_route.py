@@ -16,7 +16,7 @@ from keras_taylor.analysis import grid as grids
 from keras_taylor.analysis.affine_rounds import LinearRound, as_rounds
 from keras_taylor.analysis.bounded import factored_taylor_optimum, trajectory_diameter
 from keras_taylor.analysis.results import MissingStatisticsError, SolverDiagnostics, TaylorOptimumWarning
-from keras_taylor.analysis.route import RouteMinima
+from keras_taylor.analysis.route import RouteMinima, RouteSolver
 from keras_taylor.losses import CONVEX_LOSSES, ConvexLoss, convex_loss_from_record
 from keras_taylor.schema import Route
 from keras_taylor.taylor import conv_patches
@@ -24,7 +24,7 @@ from keras_taylor.taylor import conv_patches
 _STACK_BYTES = 2 << 30  # neuron-scale designs held at once by `_member_rounds`
 
 
-class FactorsRoute:
+class FactorsRoute(RouteSolver):
     """Layer and neuron scales by the bounded solver.
 
     Options: radius (the ball's radius; default `radius_scale` × the trajectory's diameter),

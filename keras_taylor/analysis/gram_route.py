@@ -6,11 +6,11 @@ from keras_taylor import schema
 from keras_taylor.analysis import grid as grids
 from keras_taylor.analysis.quadratic import minimize_quadratic
 from keras_taylor.analysis.results import MissingStatisticsError
-from keras_taylor.analysis.route import RouteMinima, empty_quadratic_info, exact_minima
+from keras_taylor.analysis.route import RouteMinima, RouteSolver, empty_quadratic_info, exact_minima
 from keras_taylor.schema import Route, Scale
 
 
-class GramRoute:
+class GramRoute(RouteSolver):
     """Network, layer and neuron scales from the checkpointed sums; no solver options."""
 
     route = Route.GRAM

@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_taylor.analysis.results import SolverDiagnostics
+from keras_taylor.analysis.results import MissingStatisticsError, SolverDiagnostics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +22,41 @@ class RouteMinima:
     minima: np.ndarray
     diagnostics: list
     cumulative_loss: np.ndarray
+
+
+class RouteSolver:
+    """The post-hoc solver of one `schema.Route` (registered in `routes.SOLVERS`).
+
+    Attributes:
+        route: The route it reads.
+        options: The keyword options its `minima` takes.
+    """
+
+    route = None
+    options = ()
+
+    def minima(self, reader, layer: str | None, neurons, rounds, **options) -> RouteMinima:
+        """The Taylor optima of the network (`layer` None), a layer (`neurons` None) or some neurons.
+
+        Raises:
+            MissingStatisticsError: the run did not record what this scale needs.
+        """
+        raise NotImplementedError
+
+    def minima_many(self, reader, requests, rounds, **options) -> list:
+        """`minima` of each `(layer, neurons)` of `requests`, one at a time (a route that serves several
+        scales from one pass over the run solves them together).
+
+        Returns:
+            Per request its `RouteMinima`, or the `MissingStatisticsError` saying why it has none.
+        """
+        results = []
+        for layer, neurons in requests:
+            try:
+                results.append(self.minima(reader, layer, neurons, rounds, **options))
+            except MissingStatisticsError as error:
+                results.append(error)
+        return results
 
 
 QUADRATIC_INFO = ("rank", "condition", "gradient_norm", "range_residual", "ill_conditioned")

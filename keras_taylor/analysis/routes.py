@@ -41,8 +41,8 @@ def route_minima(reader, layer: str | None, neurons, rounds, **options) -> Route
 
 
 def route_minima_many(reader, requests, rounds, **options) -> list:
-    """`route_minima` of each `(layer, neurons)` of `requests`; the requests of a route that serves
-    several scales from one pass over the run (CHAIN) are solved together.
+    """`route_minima` of each `(layer, neurons)` of `requests`, grouped by route: each route's
+    `minima_many` solves its group (CHAIN in one pass over the run).
 
     Returns:
         Per request its `RouteMinima`, or the `MissingStatisticsError` saying why that scale has none.
@@ -59,18 +59,7 @@ def route_minima_many(reader, requests, rounds, **options) -> list:
             continue
         groups.setdefault(solver.route, (solver, accepted, []))[2].append(index)
     for solver, accepted, indices in groups.values():
-        if len(indices) > 1 and hasattr(solver, "minima_many"):
-            try:
-                together = solver.minima_many(reader, [requests[index] for index in indices], rounds, **accepted)
-            except MissingStatisticsError:
-                pass  # solved one by one below, so that each request gets its own reason
-            else:
-                for index, minima in zip(indices, together):
-                    results[index] = minima
-                continue
-        for index in indices:
-            try:
-                results[index] = solver.minima(reader, *requests[index], rounds, **accepted)
-            except MissingStatisticsError as error:
-                results[index] = error
+        solved = solver.minima_many(reader, [requests[index] for index in indices], rounds, **accepted)
+        for index, result in zip(indices, solved):
+            results[index] = result
     return results

@@ -5,11 +5,11 @@ import numpy as np
 from keras_taylor import schema
 from keras_taylor.analysis import grid as grids
 from keras_taylor.analysis.neuron_sums import neuron_sums
-from keras_taylor.analysis.route import RouteMinima, exact_minima
+from keras_taylor.analysis.route import RouteMinima, RouteSolver, exact_minima
 from keras_taylor.schema import Route
 
 
-class StreamRoute:
+class StreamRoute(RouteSolver):
     """Neuron scale only; no solver options.
 
     Each streamed example carries its weight κ, the neuron's z, q = Jᵀr, curvature
