@@ -410,6 +410,49 @@ def _summary_of_values(values: np.ndarray, quantiles: int = 101) -> dict:
     }
 
 
+def log_volume_summary(log_volumes: np.ndarray, top: int) -> dict:
+    """Units' log-volumes, sorted ascending, as an analysis keeps them: `_summary_of_values` (count,
+    −∞ count, mean of the finite, 101 quantiles) and "top_finite", the `top` largest finite values
+    ascending (all of them when fewer are finite): what reports read, in a size that does not grow
+    with the number of units (a convnet records 10,000 per layer)."""
+    finite = log_volumes[np.isfinite(log_volumes)]
+    return {**_summary_of_values(log_volumes), "top_finite": finite[finite.size - min(top, finite.size):].tolist()}
+
+
+def upgrade_analysis(analysis: dict) -> dict:
+    """An analysis or run record in the current schema, from any earlier one (in place; returned).
+
+    Analyses made before `log_volume_summary` kept every unit's sorted log-volume ("log_volume_sorted",
+    ascending, None for −∞) next to its summary, for the network and each layer, in "exploration"
+    and each "exploration_by_length" entry; each list becomes its summary's "top_finite" (the
+    `exploration.TOP_NEURONS` largest of the network's, `exploration.top_count` of a layer's).
+
+    Raises:
+        ValueError: a list disagrees with the summary stored beside it (a corrupt record).
+    """
+    from keras_taylor import exploration  # pylint: disable=import-outside-toplevel
+
+    def upgrade(entry: dict, top: int, where: str) -> None:
+        if "log_volume_sorted" not in entry:
+            return
+        values = np.array([-np.inf if value is None else value for value in entry.pop("log_volume_sorted")], np.float64)
+        summary = entry["log_volume"]
+        if (values.size != summary["count"] or np.sum(np.isneginf(values)) != summary["num_infinite"]
+                or np.any(values[1:] < values[:-1])):
+            raise ValueError(f"{where}: the stored log-volumes ({values.size}, sorted or not) disagree with their "
+                             f"summary ({summary['count']} units, {summary['num_infinite']} −∞).")
+        summary["top_finite"] = log_volume_summary(values, top)["top_finite"]
+
+    explorations = {"exploration": analysis.get("exploration", {}),
+                    **{f"exploration_by_length/{length}": entry
+                       for length, entry in analysis.get("exploration_by_length", {}).items()}}
+    for where, entry in explorations.items():
+        upgrade(entry, exploration.TOP_NEURONS, where)
+        for layer, layer_entry in entry.get("per_layer", {}).items():
+            upgrade(layer_entry, exploration.top_count(layer_entry["log_volume"]["count"]), f"{where}/{layer}")
+    return analysis
+
+
 def analyze_run(run_dir, config: AnalysisConfig = AnalysisConfig(), progress=None) -> dict:
     """Regret at every recorded scale and the exploration metrics of one run; writes `analysis.json`.
 
@@ -546,17 +589,14 @@ def _exploration(configs, k: int) -> dict:
     per_layer = {}
     for name, units in (configs.layer_slices or {}).items():
         layer_volume = np.sort(unit_volume[units])
-        per_layer[name] = {"log_volume": _summary_of_values(layer_volume),
-                           "log_volume_sorted": [None if not np.isfinite(v) else float(v)
-                                                 for v in layer_volume]}
+        per_layer[name] = {"log_volume": log_volume_summary(layer_volume, exploration.top_count(layer_volume.size))}
     switches = exploration.switches(configs)
     return {
         "steps": configs.steps.tolist(), "epochs": configs.epochs.tolist(),
         "num_points": configs.num_points, "num_units": configs.num_units, "log_volume_k": k,
         "min_hamming_normalized": [None if not np.isfinite(v) else float(v) for v in distances.normalized],
         "switches": _summary_of_values(switches),
-        "log_volume": _summary_of_values(log_volume),
-        "log_volume_sorted": [None if not np.isfinite(v) else float(v) for v in log_volume],
+        "log_volume": log_volume_summary(log_volume, exploration.TOP_NEURONS),
         "per_layer": per_layer,
         "dead_units": {"total": dead.sum(axis=1).tolist(),  # per record: units off on every probe point
                        "per_layer": {name: dead[:, units].sum(axis=1).tolist()

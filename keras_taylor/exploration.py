@@ -38,6 +38,10 @@ DEFAULT_CHUNK_POINTS = 2048
 # Eigenvalues of the exactly centered Gram below this multiple of N·eps·λ_max are
 # rounding of the eigensolver (see `centered_singular_values`).
 _ZERO_EIGENVALUE_FACTOR = 10.0
+# A run's "top" explorers: the paper compares Adam's top ~40 of the autoencoder's 180 hidden units
+# with RMSProp's; per layer, the same share of the layer's units (`top_count`).
+TOP_NEURONS = 40
+TOP_SHARE = 40 / 180
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -554,6 +558,11 @@ def log_volume(configs: Configurations, k: int = 50, sort: bool = True,
             f"{min(configs.num_rounds - 1, configs.num_points)} for a finite value). Received: k={k!r}"
         )
     return log_volume_from_singular_values(centered_singular_values(configs, chunk_size), k, sort)
+
+
+def top_count(units: int) -> int:
+    """How many of a layer's units make its "top" (`TOP_SHARE` of them, at least one)."""
+    return max(1, round(TOP_SHARE * units))
 
 
 def finite_floor(values: np.ndarray) -> FiniteFloor:

@@ -122,10 +122,11 @@ def layer_exploration(analyses: dict) -> dict:
     result = {}
     for group, run in _explored(analyses):
         for layer, record in run["exploration"].get("per_layer", {}).items():
-            values = record["log_volume_sorted"]
+            volumes = record["log_volume"]
             entry = result.setdefault(group, {}).setdefault(layer, {"mean_finite_log_volume": [], "finite_share": []})
-            entry["mean_finite_log_volume"].append(record["log_volume"]["mean_finite"])
-            entry["finite_share"].append(float(np.mean([v is not None for v in values])) if values else None)
+            entry["mean_finite_log_volume"].append(volumes["mean_finite"])
+            entry["finite_share"].append((volumes["count"] - volumes["num_infinite"]) / volumes["count"]
+                                         if volumes["count"] else None)
     return {group: {layer: {key: _mean_of(values) for key, values in entry.items()} for layer, entry in layers.items()}
             for group, layers in result.items()}
 

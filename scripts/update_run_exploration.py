@@ -28,7 +28,7 @@ def _differences(stored, recomputed, where: str = "") -> list[str]:
 
 def update(record_path: pathlib.Path, run_dir: pathlib.Path) -> list[str]:
     """Updates one record; returns the differences that stopped it (empty: updated)."""
-    record = json.loads(record_path.read_text())
+    record = experiments.upgrade_analysis(json.loads(record_path.read_text()))
     explored = experiments.explore_run(run_dir / experiments.ACTIVATIONS_DIR, record["analysis_config"]["log_volume_k"],
                                        experiments.trained_epochs(record["run"]))
     explored = json.loads(json.dumps(explored, default=lambda number: number.item()))  # NumPy scalars

@@ -106,8 +106,8 @@ def assert_line(line, x, y) -> None:
 
 
 def assert_band(collection, x, lower, upper) -> None:
-    """The band's polygon runs through (x_k, lower_k) and (x_k, upper_k) and stays between them."""
-    vertices = collection.get_paths()[0].vertices
+    """The band's polygons run through (x_k, lower_k) and (x_k, upper_k) and stay between them."""
+    vertices = np.concatenate([path.vertices for path in collection.get_paths()])
     for edge in (lower, upper):
         for x_k, y_k in zip(x, edge):
             hits = np.isclose(vertices[:, 0], x_k) & np.isclose(vertices[:, 1], y_k, rtol=1e-9, atol=1e-12)
@@ -150,5 +150,13 @@ def assert_mean_and_band_of_runs(line, shade, runs) -> None:
     assert_line(line, x, mean)
     shared = count > 1
     assert_band(shade, x[shared], (mean - spread)[shared], (mean + spread)[shared])
-    vertices = shade.get_paths()[0].vertices
-    assert vertices[:, 0].min() >= x[shared].min() - 1e-9 and vertices[:, 0].max() <= x[shared].max() + 1e-9
+    # One polygon per stretch of x where two or more runs are present; none bridges a gap between them.
+    stretches, start = [], None
+    for k in range(x.size):
+        if shared[k] and start is None:
+            start = k
+        if start is not None and (k + 1 == x.size or not shared[k + 1]):
+            stretches.append((x[start], x[k]))
+            start = None
+    spans = sorted((path.vertices[:, 0].min(), path.vertices[:, 0].max()) for path in shade.get_paths())
+    assert np.allclose(spans, stretches), f"band spans {spans}, runs shared on {stretches}"

@@ -68,8 +68,7 @@ def test_exploration_without_the_units_dead_at_the_end(tmp_path, rng):
     unit_volume = exploration.log_volume(configs, k=3, sort=False)
     assert alive_at_end["log_volume"]["mean_finite"] == pytest.approx(np.mean(unit_volume[alive][np.isfinite(unit_volume[alive])]))
     # The metrics over all units are unchanged by it.
-    stored = [-np.inf if value is None else value for value in explored["log_volume_sorted"]]
-    np.testing.assert_allclose(stored, np.sort(unit_volume))
+    _assert_summarizes(explored["log_volume"], np.sort(unit_volume), exploration.TOP_NEURONS)
     assert explored["switches"]["mean_finite"] == pytest.approx(np.mean(configs[1:] != configs[:-1]))
     # Unit 7 switched off on the way to dying: over all units the switches count it, alive ones do not.
     assert alive_at_end["switches"]["mean_finite"] != pytest.approx(
@@ -92,7 +91,76 @@ def test_exploration_without_the_units_dead_at_the_end(tmp_path, rng):
     writer.close()
     everyone = experiments.explore_run(none_dead, log_volume_k=3, epochs=5)["exploration"]
     assert everyone["alive_at_end"]["units"] == configs.shape[2]
-    for key in ("min_hamming_normalized", "switches", "log_volume"):
+    for key in ("min_hamming_normalized", "switches"):
         assert everyone["alive_at_end"][key] == everyone[key]
+    everyone["log_volume"].pop("top_finite")  # the report reads the top units over all units only
+    assert everyone["alive_at_end"]["log_volume"] == everyone["log_volume"]
     per_layer = np.sort(exploration.log_volume(configs[:, :, :5] | (np.arange(10) == 0)[None, :, None], k=3))
-    assert everyone["per_layer"]["first"]["log_volume_sorted"] == [None if not np.isfinite(v) else v for v in per_layer]
+    _assert_summarizes(everyone["per_layer"]["first"]["log_volume"], per_layer, exploration.top_count(5))
+
+
+def _assert_summarizes(summary: dict, sorted_values: np.ndarray, top: int) -> None:
+    """`summary` is `log_volume_summary` of `sorted_values`: computed here directly."""
+    finite = sorted_values[np.isfinite(sorted_values)]
+    assert summary["count"] == sorted_values.size and summary["num_infinite"] == sorted_values.size - finite.size
+    assert summary["mean_finite"] == (pytest.approx(finite.mean()) if finite.size else None)
+    quantiles = [sorted_values[int(np.floor(level * (sorted_values.size - 1)))] for level in np.linspace(0, 1, 101)]
+    assert summary["quantiles"] == [None if np.isinf(v) else pytest.approx(v) for v in quantiles]
+    np.testing.assert_allclose(summary["top_finite"], finite[max(0, finite.size - top):])
+
+
+def test_the_log_volume_summary_keeps_the_top_finite_values(rng):
+    for size, infinite, top in ((500, 30, 40), (30, 25, 40), (10, 10, 3), (180, 0, 40), (1, 0, 1)):
+        values = np.sort(np.concatenate([np.full(infinite, -np.inf), rng.normal(0, 5, size - infinite)]))
+        summary = experiments.log_volume_summary(values, top)
+        _assert_summarizes(summary, values, top)
+        assert len(summary["top_finite"]) == min(top, size - infinite)
+
+
+def _old_schema(explored: dict, configs: exploration.PackedConfigurations, k: int) -> dict:
+    """`explore_run`'s output as analyses before `log_volume_summary` kept it: every unit's sorted
+    log-volume beside each summary, no "top_finite" (computed here from the activation records)."""
+    old = json.loads(json.dumps(explored))
+    for length, entry in [(None, old["exploration"]), *((int(n), e) for n, e in old["exploration_by_length"].items())]:
+        part = configs if length is None else configs.first_epochs(length)
+        unit_volume = exploration.log_volume(part, k=min(k, len(part) - 1), sort=False)
+
+        def listed(values):
+            return [None if np.isinf(v) else float(v) for v in np.sort(values)]
+
+        del entry["log_volume"]["top_finite"]
+        entry = {key: value for name, item in entry.items()  # the list came right after its summary
+                 for key, value in ([(name, item), ("log_volume_sorted", listed(unit_volume))] if name == "log_volume"
+                                    else [(name, item)])}
+        for name, units in configs.layer_slices.items():
+            del entry["per_layer"][name]["log_volume"]["top_finite"]
+            entry["per_layer"][name]["log_volume_sorted"] = listed(unit_volume[units])
+        if length is None:
+            old["exploration"] = entry
+        else:
+            old["exploration_by_length"][str(length)] = entry
+    return old
+
+
+def test_records_of_the_old_schema_upgrade_to_what_the_analysis_writes_now(tmp_path, rng):
+    rounds, points, widths = 12, 40, {"wide": 200, "narrow": 9}
+    units = sum(widths.values())
+    configs = rng.random((rounds, points, units)) < rng.uniform(0.05, 0.95, units)
+    configs[:, :, rng.choice(units, 30, replace=False)] = False  # dead throughout: −∞ log-volumes
+    manifest = {"kind": "activations", "num_units": units, "layer_order": list(widths),
+                "layers": {name: {"shape": [width], "units": list(range(width))} for name, width in widths.items()}}
+    writer = storage.RunWriter(tmp_path / "activations", manifest)
+    for index, config in enumerate(configs):
+        writer.append("configurations", step=index * 10, epoch=index - 1, packed=np.packbits(config, axis=1))
+    writer.close()
+    explored = json.loads(json.dumps(experiments.explore_run(tmp_path / "activations", log_volume_k=4, epochs=11)))
+    assert set(explored["exploration_by_length"]) == {"1", "2", "5", "10"}
+    old = _old_schema(explored, exploration.PackedConfigurations.from_run(tmp_path / "activations"), k=4)
+    assert "log_volume_sorted" in old["exploration"] and "top_finite" not in old["exploration"]["log_volume"]
+    assert json.dumps(experiments.upgrade_analysis(old)) == json.dumps(explored)  # same values, same key order
+    assert experiments.upgrade_analysis(json.loads(json.dumps(explored))) == explored  # the current schema: as it is
+
+    corrupt = _old_schema(explored, exploration.PackedConfigurations.from_run(tmp_path / "activations"), k=4)
+    corrupt["exploration_by_length"]["5"]["per_layer"]["narrow"]["log_volume_sorted"].pop()
+    with pytest.raises(ValueError, match="exploration_by_length/5/narrow: the stored log-volumes"):
+        experiments.upgrade_analysis(corrupt)

@@ -16,8 +16,8 @@ def _analysis(rng, group_seed: int, losses, distances, dead_total, switches: flo
             "exploration": {"min_hamming_normalized": [None] + list(distances[1:]), "epochs": epochs,
                             "switches": {"mean_finite": switches}, "log_volume": {"mean_finite": float(volumes.mean())},
                             "num_units": 10,
-                            "per_layer": {"a": {"log_volume": {"mean_finite": 1.5}, "log_volume_sorted": [None, 1.0, 2.0]},
-                                          "b": {"log_volume": {"mean_finite": 0.5}, "log_volume_sorted": [0.5, 0.5]}},
+                            "per_layer": {"a": {"log_volume": {"mean_finite": 1.5, "count": 3, "num_infinite": 1}},
+                                          "b": {"log_volume": {"mean_finite": 0.5, "count": 2, "num_infinite": 0}}},
                             "dead_units": {"total": list(dead_total),
                                            "per_layer": {"a": list(dead_total), "b": [0] * records}}}}
 

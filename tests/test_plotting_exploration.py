@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from keras_taylor import plotting
+from keras_taylor import experiments, plotting, report
 from keras_taylor.exploration import finite_floor
 
 from plotting_helpers import assert_line, colors_by_label, legend_texts, new_axes, same_color
@@ -84,3 +84,42 @@ def test_plot_log_volume_uses_a_given_floor_only_below_every_finite_value(rng):
     volumes[5] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         plotting.plot_log_volume(new_axes(), {"momentum": np.sort(volumes)})
+
+
+@pytest.mark.parametrize("size, infinite", [(24_288, 3_000), (180, 0), (43, 40), (7, 2)])
+def test_plot_log_volume_draws_a_records_quantiles_at_the_ranks_they_come_from(rng, size, infinite):
+    """Fig. 5's right panel from a run record: the 101 quantiles of `log_volume_summary` land on the
+    sorted curve of every unit (drawn from all units here), and the legend counts every unit."""
+    volumes = np.sort(np.concatenate([np.full(infinite, -np.inf), rng.normal(40.0, 8.0, size - infinite)]))
+    sample = report.plots._quantile_sample(experiments.log_volume_summary(volumes, 40))
+    assert sample.size == size and sample.num_infinite == infinite
+    np.testing.assert_array_equal(sample.values, volumes[sample.ranks])
+    ax = new_axes()
+    artists = plotting.plot_log_volume(ax, {"adam": sample})
+    finite = np.isfinite(sample.values)
+    assert_line(artists[0], sample.ranks[finite], sample.values[finite])
+    if infinite:
+        np.testing.assert_array_equal(artists[1].get_offsets()[:, 0], sample.ranks[~finite])
+        assert any(f"{infinite} of {size} −∞" in text for text in legend_texts(ax))
+    else:
+        assert len(artists) == 1
+
+
+def test_plot_log_volume_refuses_a_sample_whose_ranks_disagree_with_it():
+    values = np.array([-np.inf, 1.0, 2.0, 3.0])
+
+    def draw(ranks, size=10, num_infinite=1, sample_values=values):
+        plotting.plot_log_volume(new_axes(), {"sgd": plotting.SortedSample(np.asarray(ranks), sample_values,
+                                                                          size, num_infinite)})
+
+    draw([0, 3, 6, 9])  # consistent
+    with pytest.raises(ValueError, match="non-decreasing ranks in"):
+        draw([0, 6, 3, 9])
+    with pytest.raises(ValueError, match=r"ranks in \[0, 10\)"):
+        draw([0, 3, 6, 10])
+    with pytest.raises(ValueError, match="4 non-decreasing ranks"):
+        draw([0, 3, 6])
+    with pytest.raises(ValueError, match="−∞ exactly at the ranks below num_infinite=4 of 10"):
+        draw([0, 3, 6, 9], num_infinite=4)
+    with pytest.raises(ValueError, match="ascending values"):
+        draw([0, 3, 6, 9], num_infinite=0, sample_values=values[::-1].copy() + 10)

@@ -31,6 +31,15 @@ def test_seeds_of_different_lengths_are_averaged_over_those_reaching_each_epoch(
     assert line.get_xdata()[-1] == 20 and line.get_ydata()[-1] == seeds[0][1][-1]
 
 
+def test_the_band_is_not_drawn_across_a_stretch_where_only_one_seed_is_present(rng):
+    # A run over epochs 1–20, one over 1–6 and one over 14–20: one seed alone on 7–13.
+    seeds = [(np.arange(1.0, 21.0), rng.uniform(0.1, 2.0, 20)), (np.arange(1.0, 7.0), rng.uniform(0.1, 2.0, 6)),
+             (np.arange(14.0, 21.0), rng.uniform(0.1, 2.0, 7))]
+    line, band = plotting.plot_training_loss(new_axes(), {"adam": seeds}, xlabel="epoch")
+    assert_mean_and_band_of_runs(line, band, seeds)
+    assert len(band.get_paths()) == 2
+
+
 def test_seeds_of_different_lengths_need_increasing_x(rng):
     loss = rng.uniform(0.1, 2.0, 5)
     with pytest.raises(ValueError, match="strictly increasing"):

@@ -7,20 +7,16 @@ import numpy as np
 import pytest
 
 from conftest import assert_close
-from keras_taylor import analysis, report
+from keras_taylor import analysis, experiments, report
 
 
 def _exploration(per_layer_values: dict) -> dict:
-    """An analysis' exploration record whose layers have the given log-volumes (None = −inf)."""
+    """An analysis' exploration record whose layers have the given log-volumes (None = −inf), kept as
+    the analysis keeps them (`experiments.log_volume_summary`)."""
     per_layer = {}
     for layer, values in per_layer_values.items():
-        finite = [v for v in values if v is not None]
-        per_layer[layer] = {
-            "log_volume": {"mean_finite": float(np.mean(finite)) if finite else None,
-                           "num_infinite": len(values) - len(finite)},
-            "log_volume_sorted": sorted(finite) if len(finite) == len(values) else
-            [None] * (len(values) - len(finite)) + sorted(finite),
-        }
+        volumes = np.sort([-np.inf if v is None else v for v in values])
+        per_layer[layer] = {"log_volume": experiments.log_volume_summary(volumes, report.top_count(len(values)))}
     return {"per_layer": per_layer}
 
 
@@ -45,6 +41,33 @@ def test_a_layer_with_too_few_finite_units_has_no_top_mean():
     values = [None] * 45 + [1.0, 2.0, 3.0, 4.0, 5.0]  # 5 finite < 11 top units
     record = report.per_layer_exploration([_exploration({"relu_1": values})])["relu_1"]
     assert record["top_log_volume_mean"]["n"] == 0 and record["units_with_zero_log_volume"]["mean"] == 45
+
+
+def test_the_top_means_read_from_summaries_are_those_of_every_unit(rng):
+    """The network's top-40 and each layer's top-share means, read from the records' summaries, against
+    the means of every unit's sorted log-volume (fresh random volumes, some −inf, layers of many sizes)."""
+    explorations, layers = [], {"small": 7, "paper": 180, "wide": 2_000}
+    for _ in range(3):
+        units = {name: np.where(rng.random(size) < 0.2, -np.inf, rng.normal(50, 10, size)) for name, size in layers.items()}
+        every = np.sort(np.concatenate(list(units.values())))
+        entry = _exploration({name: [None if np.isinf(v) else v for v in values] for name, values in units.items()})
+        entry.update(log_volume=experiments.log_volume_summary(every, report.TOP_NEURONS), units=units, every=every)
+        explorations.append(entry)
+    per_layer = report.per_layer_exploration(explorations)
+    for name, size in layers.items():
+        finite = [np.sort(e["units"][name][np.isfinite(e["units"][name])]) for e in explorations]
+        count = report.top_count(size)
+        expected = [values[-count:].mean() for values in finite if values.size >= count]
+        assert per_layer[name]["units"] == size and per_layer[name]["top_units"] == count
+        assert per_layer[name]["top_log_volume_mean"]["n"] == len(expected)
+        assert per_layer[name]["top_log_volume_mean"]["mean"] == pytest.approx(np.mean(expected), rel=1e-12)
+    for entry in explorations:
+        finite = entry["every"][np.isfinite(entry["every"])]
+        assert report.paper_claims._top_mean(entry["log_volume"], report.TOP_NEURONS) == pytest.approx(
+            finite[-report.TOP_NEURONS:].mean(), rel=1e-12)
+    kept_too_few = experiments.log_volume_summary(explorations[0]["every"], 5)
+    with pytest.raises(ValueError, match="keeps the top 5 finite values; 40 are asked for"):
+        report.paper_claims._top_mean(kept_too_few, report.TOP_NEURONS)
 
 
 def _summary(adam_tops: dict, rmsprop_tops: dict) -> dict:
@@ -182,8 +205,8 @@ def _exploration_summary(rng, records: int) -> dict:
 
     volumes = np.sort(rng.normal(size=12))
     return {"steps": list(range(records)), "min_hamming_normalized": [None] + rng.random(records - 1).tolist(),
-            "switches": summary(rng.random(30)), "log_volume": summary(volumes),
-            "log_volume_sorted": volumes.tolist(), "per_layer": {}, "log_volume_k": 3, "num_units": 12,
+            "switches": summary(rng.random(30)), "log_volume": experiments.log_volume_summary(volumes, report.TOP_NEURONS),
+            "per_layer": {}, "log_volume_k": 3, "num_units": 12,
             "num_points": 30}
 
 
@@ -302,6 +325,10 @@ def test_runs_stopped_at_different_epochs_are_reported_together(rng, tmp_path):
     assert report.training_loss_title(analyses).endswith("(280–400), mean ± std over the seeds reaching each epoch")
     same = {group: runs[:1] for group, runs in analyses.items()}
     assert report.training_loss_title(same).endswith("(400), mean ± std over seeds")
+    # Each optimizer's seeds of one length (SGD's 7 and 10 epochs apart, Adam's both 8): over seeds.
+    per_optimizer = {"sgd": [run for run in analyses["sgd"] if run["run"]["epochs_trained"] == 10],
+                     "adam": [run for run in analyses["adam"] if run["run"]["epochs_trained"] == 8] * 2}
+    assert report.training_loss_title(per_optimizer).endswith("(320–400), mean ± std over seeds")
 
 
 def test_the_training_accuracy_is_reported_where_the_runs_logged_it(rng, tmp_path):

@@ -44,3 +44,42 @@ def test_update_run_exploration_adds_what_is_new_only_where_the_stored_metrics_a
     assert updated["exploration"] == explored["exploration"] and updated["exploration"]["alive_at_end"]["units"] == 8
     assert updated["exploration_by_length"] == explored["exploration_by_length"]
     assert json.loads(bad.read_text()) == record  # untouched
+
+
+def test_upgrade_run_records_shrinks_old_records_to_what_the_analysis_writes_now(tmp_path, rng):
+    configs = rng.random((6, 20, 70)) < rng.uniform(0.1, 0.9, 70)
+    configs[:, :, :8] = False  # dead units: −∞ log-volumes
+    manifest = {"kind": "activations", "num_units": 70, "layer_order": ["a", "b"],
+                "layers": {"a": {"shape": [60], "units": list(range(60))}, "b": {"shape": [10], "units": list(range(10))}}}
+    writer = storage.RunWriter(tmp_path / "activations", manifest)
+    for index, config in enumerate(configs):
+        writer.append("configurations", step=10 * index, epoch=index - 1, packed=np.packbits(config, axis=1))
+    writer.close()
+    explored = json.loads(json.dumps(experiments.explore_run(tmp_path / "activations", 3, 5)))
+    current = {"run": {"config": {"epochs": 5}}, "analysis_config": {"log_volume_k": 3}, **explored}
+
+    def old_schema(entry):  # every unit's sorted log-volume beside each summary, as analyses kept them
+        def listed(summary):  # below the top, any values not above it
+            top = summary["top_finite"]
+            return [None] * summary["num_infinite"] + top[:1] * (summary["count"] - summary["num_infinite"] - len(top)) + top
+        entry = json.loads(json.dumps(entry))
+        for part in [entry, *entry["per_layer"].values()]:
+            part["log_volume_sorted"] = listed(part["log_volume"])
+            del part["log_volume"]["top_finite"]
+        return entry
+
+    old = {**current, "exploration": old_schema(current["exploration"]),
+           "exploration_by_length": {length: old_schema(e) for length, e in current["exploration_by_length"].items()}}
+    stale, fresh, corrupt = tmp_path / "stale.json", tmp_path / "fresh.json", tmp_path / "corrupt.json"
+    stale.write_text(json.dumps(old))
+    fresh.write_text(json.dumps(current))
+    old["exploration"]["per_layer"]["b"]["log_volume_sorted"].insert(0, None)  # one −∞ unit too many
+    corrupt.write_text(json.dumps(old))
+    fresh_bytes, corrupt_bytes = fresh.read_bytes(), corrupt.read_bytes()
+
+    script = _script("upgrade_run_records")
+    assert script.main([str(stale), str(fresh), str(corrupt)]) == 1
+    assert json.loads(stale.read_text()) == current
+    assert fresh.read_bytes() == fresh_bytes and corrupt.read_bytes() == corrupt_bytes  # untouched
+    assert script.upgrade(fresh) == "already current"
+    assert script.upgrade(corrupt).startswith("NOT upgraded: exploration/b: the stored log-volumes")

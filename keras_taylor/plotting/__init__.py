@@ -18,8 +18,8 @@ Networks" (ICML 2017), one module per group of figures:
   (`plot_layer_regret`, `plot_neuron_regret`, `plot_loss_vs_taylor_optimum`,
   `plot_optimizer_regret`, `plot_optimizer_loss_gap`, `plot_growth_fit`).
 - `exploration`, Fig. 5: exploration of activation configurations (`plot_min_hamming`,
-  `plot_switches`, `plot_log_volume`), and (not in the paper) each run's exploration against
-  its final loss (`plot_exploration_vs_loss`).
+  `plot_switches`, `plot_log_volume`, which also draws a `SortedSample` of quantiles), and
+  (not in the paper) each run's exploration against its final loss (`plot_exploration_vs_loss`).
 - `loss`, Fig. 6: training loss per optimizer (`plot_training_loss`).
 - `lengths` (not in the paper): a claim's quantity on each prefix of the runs
   (`plot_metric_by_length`).
@@ -33,6 +33,7 @@ linear or symmetric-log, never logarithmic: a log axis would hide exactly the cu
 from keras_taylor.plotting._shared import SeriesRuns
 from keras_taylor.plotting.colors import OPTIMIZER_COLORS, optimizer_color
 from keras_taylor.plotting.exploration import (
+    SortedSample,
     plot_exploration_vs_loss,
     plot_log_volume,
     plot_min_hamming,
@@ -58,6 +59,7 @@ __all__ = [
     "RegretEntry",
     "RegretRuns",
     "SeriesRuns",
+    "SortedSample",
     "optimizer_color",
     "plot_exploration_vs_loss",
     "plot_growth_fit",

@@ -70,10 +70,9 @@ def mean_and_band(
     if present.max() > 1:
         spread = rows.std(axis=0).filled(np.nan)
         shared = present > 1
-        artists.append(
+        artists.append(  # `where`: one polygon per stretch of shared x, none bridging a gap between them
             ax.fill_between(
-                x[shared], (mean - spread)[shared], (mean + spread)[shared], color=line.get_color(),
-                alpha=_BAND_ALPHA, linewidth=0,
+                x, mean - spread, mean + spread, where=shared, color=line.get_color(), alpha=_BAND_ALPHA, linewidth=0,
             )
         )
     return artists

@@ -1,5 +1,6 @@
 """Fig. 5: exploration of activation configurations (paper, Sec. 3.3)."""
 
+import dataclasses
 from collections.abc import Mapping
 
 import matplotlib.artist
@@ -74,9 +75,27 @@ def plot_switches(
     return lines
 
 
+@dataclasses.dataclass(frozen=True)
+class SortedSample:
+    """Sorted values of `size` entries known at some of their ranks: what a run record keeps of
+    its units' log-volumes (their quantiles) where the sorted list itself is too long to keep.
+
+    Attributes:
+        ranks: `[K]` ranks in the ascending order, non-decreasing, in [0, size).
+        values: `[K]` the values at those ranks, ascending (−∞ allowed).
+        size: How many entries there are.
+        num_infinite: How many of them are −∞ (ranks 0 … num_infinite − 1).
+    """
+
+    ranks: np.ndarray
+    values: np.ndarray
+    size: int
+    num_infinite: int
+
+
 def plot_log_volume(
     ax: matplotlib.axes.Axes,
-    log_volumes_by_optimizer: Mapping[str, np.ndarray],
+    log_volumes_by_optimizer: Mapping[str, "np.ndarray | SortedSample"],
     floor: float | None = None,
     *,
     xlabel: str = "index (sorted)",
@@ -92,7 +111,9 @@ def plot_log_volume(
     Args:
         ax: Axes to draw on.
         log_volumes_by_optimizer: Optimizer name → `[M]` log volumes sorted (either
-            direction, −∞ counting as the smallest); entry m is drawn at x = m.
+            direction, −∞ counting as the smallest), entry m drawn at x = m; or a
+            `SortedSample` of M entries, each known value drawn at x = its rank (the line
+            through them; the −∞ markers at the known ranks, the legend counting all M).
         floor: Height of the −∞ markers; must lie below every finite value. Default:
             `keras_taylor.exploration.finite_floor` of all the entries together (a tenth
             of the finite values' range, at least 1, below the smallest; 0 if none is finite).
@@ -104,34 +125,27 @@ def plot_log_volume(
 
     Raises:
         ValueError: If an entry is not sorted or holds NaN or +∞, or `floor` is not below
-            every finite value.
+            every finite value, or a `SortedSample`'s ranks, size or −∞ count disagree.
     """
     require_nonempty(log_volumes_by_optimizer, "log_volumes_by_optimizer")
-    volumes = {}
-    for name, values in log_volumes_by_optimizer.items():
-        values = np.asarray(values, dtype=np.float64)
-        if np.any(np.isnan(values)) or np.any(values == np.inf):
-            raise ValueError(f"{name}: expected finite log volumes or −∞; found NaN or +∞.")
-        volumes[name] = _sorted_1d(name, values)
-    floor = _log_volume_floor(np.concatenate(list(volumes.values())), floor)
+    samples = {name: _log_volume_sample(name, values) for name, values in log_volumes_by_optimizer.items()}
+    floor = _log_volume_floor(np.concatenate([sample.values for sample in samples.values()]), floor)
 
     artists: list[matplotlib.artist.Artist] = []
     any_infinite = False
-    for name, values in volumes.items():
+    for name, sample in samples.items():
         color = optimizer_color(name)
-        positions = np.arange(values.size)
-        finite = np.isfinite(values)
-        artists += ax.plot(positions[finite], values[finite], color=color, label=name)
-        infinite_count = int(np.sum(~finite))
-        if infinite_count:
+        finite = np.isfinite(sample.values)
+        artists += ax.plot(sample.ranks[finite], sample.values[finite], color=color, label=name)
+        if sample.num_infinite:
             any_infinite = True
             artists.append(
                 ax.scatter(
-                    positions[~finite],
-                    np.full(infinite_count, floor),
+                    sample.ranks[~finite],
+                    np.full(int(np.sum(~finite)), floor),
                     color=color,
                     marker="v",
-                    label=f"{name}: {infinite_count} of {values.size} −∞",
+                    label=f"{name}: {sample.num_infinite} of {sample.size} −∞",
                 )
             )
     if any_infinite:
@@ -140,6 +154,25 @@ def plot_log_volume(
     if ax.get_legend() is not None:  # the −∞ markers sit low, the curves rise to the right: legend upper left
         ax.legend(loc="upper left", fontsize="small")
     return artists
+
+
+def _log_volume_sample(name: str, values) -> SortedSample:
+    """An entry of `plot_log_volume` as a checked `SortedSample` (an array: every rank known)."""
+    sample = values if isinstance(values, SortedSample) else None
+    values = np.asarray(sample.values if sample else values, dtype=np.float64)
+    if np.any(np.isnan(values)) or np.any(values == np.inf):
+        raise ValueError(f"{name}: expected finite log volumes or −∞; found NaN or +∞.")
+    values = _sorted_1d(name, values)
+    if sample is None:
+        return SortedSample(np.arange(values.size), values, values.size, int(np.sum(~np.isfinite(values))))
+    ranks = np.asarray(sample.ranks)
+    if ranks.shape != values.shape or np.any(np.diff(ranks) < 0) or ranks[0] < 0 or ranks[-1] >= sample.size:
+        raise ValueError(f"{name}: expected {values.size} non-decreasing ranks in [0, {sample.size}). "
+                         f"Received: ranks of shape {ranks.shape} from {ranks.min(initial=0)} to {ranks.max(initial=0)}")
+    if values[0] > values[-1] or np.any(np.isfinite(values) != (ranks >= sample.num_infinite)):
+        raise ValueError(f"{name}: expected ascending values, −∞ exactly at the ranks below num_infinite="
+                         f"{sample.num_infinite} of {sample.size}.")
+    return SortedSample(ranks, values, int(sample.size), int(sample.num_infinite))
 
 
 def _sorted_1d(name: str, values: np.ndarray) -> np.ndarray:

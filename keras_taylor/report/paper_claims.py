@@ -8,12 +8,10 @@ std over seeds; `claim_rows` judges each claim from those numbers. NumPy only.
 import numpy as np
 
 from keras_taylor import open_questions
+from keras_taylor.exploration import TOP_NEURONS, TOP_SHARE, top_count
 from keras_taylor.report.records import RoundLossSummary, analyzed_layers, optimizer_of
 
 
-TOP_NEURONS = 40  # the paper: Adam's top ~40 neurons explore like RMSProp's
-# Per layer, the same share of a layer's units: the paper's ~40 of the autoencoder's 180 hidden units.
-TOP_SHARE = 40 / 180
 
 
 def _mean_std(values) -> dict:
@@ -67,7 +65,7 @@ def claims(analyses: dict) -> dict:
                 "median_switch_proportion": _mean_std([e["switches"]["quantiles"][50] for e in explorations]),
                 "mean_finite_log_volume": metric["mean_finite_log_volume"],
                 "units_with_zero_log_volume": _mean_std([e["log_volume"]["num_infinite"] for e in explorations]),
-                "top_log_volume_mean": _mean_std([_top_mean(e["log_volume_sorted"], TOP_NEURONS) for e in explorations]),
+                "top_log_volume_mean": _mean_std([_top_mean(e["log_volume"], TOP_NEURONS) for e in explorations]),
                 "per_layer": per_layer_exploration(explorations),
                 "log_volume_k": explorations[0]["log_volume_k"],
                 "units": explorations[0]["num_units"], "probe_points": explorations[0]["num_points"],
@@ -76,18 +74,13 @@ def claims(analyses: dict) -> dict:
     return summary
 
 
-def top_count(units: int) -> int:
-    """How many of a layer's units make its "top" (`TOP_SHARE` of them, at least one)."""
-    return max(1, round(TOP_SHARE * units))
-
-
 def per_layer_exploration(explorations) -> dict:
     """Each layer's log-volumes summarized across seeds, with the layer's own top units.
 
     Args:
         explorations: The "exploration" records of one optimizer's analysis.json files (one per
-            seed), each with "per_layer": `{layer: {"log_volume": {...}, "log_volume_sorted": [...]}}`
-            where `log_volume_sorted` holds the layer's units ascending, None for −inf.
+            seed), each with "per_layer": `{layer: {"log_volume": summary}}`, the summary of the
+            layer's units' log-volumes (`keras_taylor.experiments.log_volume_summary`).
 
     Returns:
         `{layer: {"units", "top_units", "mean_finite_log_volume", "units_with_zero_log_volume",
@@ -98,24 +91,30 @@ def per_layer_exploration(explorations) -> dict:
     """
     per_layer = {}
     for layer in explorations[0].get("per_layer", {}):
-        records = [e["per_layer"][layer] for e in explorations if "log_volume_sorted" in e["per_layer"].get(layer, {})]
+        records = [e["per_layer"][layer] for e in explorations if "log_volume" in e["per_layer"].get(layer, {})]
         if not records:
             continue
-        units = len(records[0]["log_volume_sorted"])
+        units = records[0]["log_volume"]["count"]
         per_layer[layer] = {
             "units": units, "top_units": top_count(units),
             "mean_finite_log_volume": _mean_std([r["log_volume"]["mean_finite"] for r in records]),
             "units_with_zero_log_volume": _mean_std([r["log_volume"]["num_infinite"] for r in records]),
-            "top_log_volume_mean": _mean_std([_top_mean(r["log_volume_sorted"], top_count(units)) for r in records]),
+            "top_log_volume_mean": _mean_std([_top_mean(r["log_volume"], top_count(units)) for r in records]),
         }
     return per_layer
 
 
-def _top_mean(sorted_values, count: int) -> float:
-    """Mean of the `count` largest finite values of a sorted list (None = −inf)."""
-    finite = [v for v in sorted_values if v is not None]
-    top = sorted(finite)[-count:]
-    return float(np.mean(top)) if len(top) == count else float("nan")
+def _top_mean(summary: dict, count: int) -> float:
+    """Mean of the `count` largest finite log-volumes of a `log_volume_summary` (NaN: fewer are finite).
+
+    Raises:
+        ValueError: the summary keeps fewer than `count` top values while more are finite.
+    """
+    top = summary["top_finite"]
+    finite = summary["count"] - summary["num_infinite"]
+    if len(top) < min(count, finite):
+        raise ValueError(f"The log-volume summary keeps the top {len(top)} finite values; {count} are asked for.")
+    return float(np.mean(top[len(top) - count:])) if finite >= count else float("nan")
 
 
 def _status_counts(records) -> dict:

@@ -17,7 +17,8 @@ from keras_taylor.report.records import analyzed_layers, band_from_json, curve_f
 
 def training_loss_title(analyses: dict) -> str:
     """Fig. 6's title: what each point of its curves averages, and over which seeds (runs stopped at an
-    accuracy plateau differ in length: their mean at an epoch is over the seeds that reached it).
+    accuracy plateau differ in length: an optimizer's mean at an epoch is over its seeds that reached
+    it, said when any optimizer's seeds differ in length).
 
     Args:
         analyses: `{group: [analysis or run record, ...]}`, as `load_analyses` returns them.
@@ -25,8 +26,9 @@ def training_loss_title(analyses: dict) -> str:
     runs = [run for group in analyses.values() for run in group if "rounds" in run]
     counts = sorted({round_count(run) for run in runs})
     described = f"{counts[0]:,}" if len(counts) == 1 else f"{counts[0]:,}–{counts[-1]:,}" if counts else "no"
-    seeds = ("mean ± std over seeds" if len({trained_epochs(run["run"]) for run in runs}) <= 1 else
-             "mean ± std over the seeds reaching each epoch")
+    lengths_differ = any(len({trained_epochs(run["run"]) for run in group if "rounds" in run}) > 1
+                         for group in analyses.values())
+    seeds = "mean ± std over the seeds reaching each epoch" if lengths_differ else "mean ± std over seeds"
     if counts and counts[-1] <= 100:
         return f"Training loss of each recorded round ({described} per run),\n{seeds}"
     return f"Training loss: 100-block means of each run's recorded rounds\n({described}), {seeds}"
@@ -43,6 +45,15 @@ def _layer_curves(analyses: dict, layer: str) -> dict:
                     if "regret" in run["layers"].get(layer, {}).get("layer", {})]
               for opt, runs in analyses.items()}
     return {opt: seeds for opt, seeds in curves.items() if seeds}
+
+
+def _quantile_sample(summary: dict) -> plotting.SortedSample:
+    """A `log_volume_summary`'s quantiles as the sorted units they are: quantile q is the unit of
+    rank ⌊q·(count − 1)⌋ (NumPy's "lower" method, which the summary uses)."""
+    levels = np.asarray(summary["quantile_levels"], np.float64)
+    ranks = np.floor((summary["count"] - 1) * levels).astype(np.int64)
+    values = np.array([-np.inf if value is None else value for value in summary["quantiles"]], np.float64)
+    return plotting.SortedSample(ranks, values, summary["count"], summary["num_infinite"])
 
 
 def figures(analyses: dict, output_dir, dpi: int = 150, questions: dict | None = None) -> list[pathlib.Path]:
@@ -135,9 +146,9 @@ def figures(analyses: dict, output_dir, dpi: int = 150, questions: dict | None =
         plotting.plot_switches(middle, {opt: np.asarray(runs[0]["exploration"]["switches"]["quantiles"], np.float64)
                                         for opt, runs in explored.items()},
                                title="activation switches per point (101 quantiles)")
-        plotting.plot_log_volume(right, {
-            opt: np.asarray([-np.inf if v is None else v for v in runs[0]["exploration"]["log_volume_sorted"]])
-            for opt, runs in explored.items()}, xlabel="units (sorted)", title="log-volume of each unit (seed 0)")
+        plotting.plot_log_volume(right, {opt: _quantile_sample(runs[0]["exploration"]["log_volume"])
+                                         for opt, runs in explored.items()},
+                                 xlabel="units (sorted)", title="log-volume of each unit (seed 0, 101 quantiles)")
         save(figure, "fig5_exploration")
 
     versus = (questions["exploration_vs_loss"] if questions is not None

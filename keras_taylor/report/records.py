@@ -14,7 +14,7 @@ import types
 
 import numpy as np
 
-from keras_taylor.experiments import TAYLOR_DIR, trained_epochs
+from keras_taylor.experiments import TAYLOR_DIR, trained_epochs, upgrade_analysis
 from keras_taylor.storage import atomic_write
 from keras_taylor.analysis import GrowthFit, NeuronRegretBand, RegretCurve, SolverDiagnostics, fit_growth
 
@@ -39,7 +39,8 @@ def load_analyses(runs) -> dict:
 
     Args:
         runs: A folder of run directories (every `*/analysis.json` in it), or a list of run
-            directories and run records (`.json` files written by `write_run_record`).
+            directories and run records (`.json` files written by `write_run_record`), of this
+            or any earlier schema (`keras_taylor.experiments.upgrade_analysis`).
     """
     by_optimizer = {}
     if isinstance(runs, (str, pathlib.Path)):
@@ -50,7 +51,7 @@ def load_analyses(runs) -> dict:
     for path in paths:
         if not path.exists():
             raise FileNotFoundError(f"{path.parent} has not been analyzed (no analysis.json).")
-        analysis = json.loads(path.read_text())
+        analysis = upgrade_analysis(json.loads(path.read_text()))
         if path.name == "analysis.json":
             analysis["path"] = str(path.parent)
         config = analysis["run"]["config"]
