@@ -84,7 +84,8 @@ def align_runs(name: str, runs: Sequence[tuple[np.ndarray, np.ndarray]]) -> tupl
     Runs that share their x are stacked as they are. Runs of different lengths (e.g. stopped at an
     accuracy plateau) are put on the union of their x: each run's rows are interpolated linearly
     between its own points and masked beyond them, so that `mean_and_band` averages, at each x,
-    the runs that reached it.
+    the runs that reached it. A NaN in a run (a value not known) stays unknown: interpolation
+    carries it to the union's points between its neighbours, where the mean and band are NaN too.
 
     Returns:
         `(x [K], rows [R, K])`, rows a masked array when the runs' x differ.

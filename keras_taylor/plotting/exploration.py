@@ -34,7 +34,8 @@ def plot_min_hamming(
         Per optimizer: its line, then its band if drawn.
 
     Raises:
-        ValueError: If the mapping or an entry is empty, or arrays disagree in shape.
+        ValueError: If the mapping or an entry is empty, arrays disagree in shape, or runs of
+            different lengths have an x that is not strictly increasing (`align_runs`).
     """
     return plot_series_by_optimizer(
         ax, distances_by_optimizer, xlabel, "min. normalized Hamming distance", title

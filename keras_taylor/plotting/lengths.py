@@ -28,7 +28,8 @@ def plot_metric_by_length(
         Per optimizer: its line, then its band if drawn.
 
     Raises:
-        ValueError: If the mapping or an entry is empty, or arrays disagree in shape.
+        ValueError: If the mapping or an entry is empty, arrays disagree in shape, or runs of
+            different lengths have an x that is not strictly increasing (`align_runs`).
     """
     artists = plot_series_by_optimizer(ax, values_by_optimizer, "training length (epochs)", ylabel, title)
     ax.set_xscale("log")

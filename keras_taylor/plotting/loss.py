@@ -31,7 +31,8 @@ def plot_training_loss(
         Per optimizer: its line, then its band if drawn.
 
     Raises:
-        ValueError: If the mapping or an entry is empty, or arrays disagree in shape.
+        ValueError: If the mapping or an entry is empty, arrays disagree in shape, or runs of
+            different lengths have an x that is not strictly increasing (`align_runs`).
     """
     artists = plot_series_by_optimizer(ax, losses_by_optimizer, xlabel, "training loss", title)
     ax.set_yscale(yscale)

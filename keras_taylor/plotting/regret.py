@@ -174,7 +174,8 @@ def plot_optimizer_regret(
         Per optimizer, in the mapping's order: its mean line, then its band if drawn.
 
     Raises:
-        ValueError: If the mapping or an entry is empty, or `yscale` could hide negative regret.
+        ValueError: If the mapping or an entry is empty, `yscale` could hide negative regret, or
+            runs of different grids have one that is not strictly increasing (`align_runs`).
     """
     require_nonempty(curves_by_optimizer, "curves_by_optimizer")
     artists, all_rows = [], []
@@ -214,7 +215,8 @@ def plot_optimizer_loss_gap(
         Per optimizer: the loss line (and band), then the optimum line (and band).
 
     Raises:
-        ValueError: If the mapping or an entry is empty.
+        ValueError: If the mapping or an entry is empty, or runs of different grids have one
+            that is not strictly increasing (`align_runs`).
     """
     require_nonempty(curves_by_optimizer, "curves_by_optimizer")
     artists = []
