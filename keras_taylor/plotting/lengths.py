@@ -4,6 +4,9 @@ from collections.abc import Mapping
 
 import matplotlib.artist
 import matplotlib.axes
+import matplotlib.lines
+import matplotlib.ticker
+import numpy as np
 
 from keras_taylor.plotting._shared import SeriesRuns, plot_series_by_optimizer
 
@@ -15,7 +18,7 @@ def plot_metric_by_length(
     *,
     title: str | None = None,
 ) -> list[matplotlib.artist.Artist]:
-    """One quantity measured on the first E epochs of each run, against E (log axis).
+    """One quantity measured on the first E epochs of each run, against E (log axis, a tick at each E).
 
     Args:
         ax: Axes to draw on.
@@ -33,4 +36,9 @@ def plot_metric_by_length(
     """
     artists = plot_series_by_optimizer(ax, values_by_optimizer, "training length (epochs)", ylabel, title)
     ax.set_xscale("log")
+    # The lengths measured, labelled as numbers: a log axis's own labels crowd (2×10⁰ … 6×10⁰) on 2–20.
+    lengths = np.unique(np.concatenate([line.get_xdata() for line in artists if isinstance(line, matplotlib.lines.Line2D)]))
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(lengths))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     return artists

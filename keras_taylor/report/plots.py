@@ -148,7 +148,7 @@ def figures(analyses: dict, output_dir, dpi: int = 150, questions: dict | None =
                                title="activation switches per point (101 quantiles)")
         plotting.plot_log_volume(right, {opt: _quantile_sample(runs[0]["exploration"]["log_volume"])
                                          for opt, runs in explored.items()},
-                                 xlabel="units (sorted)", title="log-volume of each unit (seed 0, 101 quantiles)")
+                                 xlabel="units (sorted)", title="log-volume of each unit\n(seed 0, 101 quantiles)")
         save(figure, "fig5_exploration")
 
     versus = (questions["exploration_vs_loss"] if questions is not None

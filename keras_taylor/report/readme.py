@@ -46,7 +46,7 @@ def scale_statement(task: str, examples: int, epochs: int, longest: int | None =
     return False, (
         f"**Scale: {scale}, against the paper's {paper['examples']:,} × {paper['epochs']}.** This is a first "
         "look: the verdicts below describe these runs and do not test the paper's claims, which are about "
-        "the paper's length (`--data_dir`, `--epochs` and `--seeds` set it; results/ holds longer runs)."
+        "the paper's scale (`--data_dir`, `--limit`, `--epochs` and `--seeds` set it)."
     )
 
 
