@@ -428,28 +428,34 @@ def upgrade_analysis(analysis: dict) -> dict:
     `exploration.TOP_NEURONS` largest of the network's, `exploration.top_count` of a layer's).
 
     Raises:
-        ValueError: a list disagrees with the summary stored beside it (a corrupt record).
+        ValueError: a list is not the sorted log-volumes its summary stored beside it summarizes (a
+            corrupt record), naming where.
     """
     from keras_taylor import exploration  # pylint: disable=import-outside-toplevel
 
-    def upgrade(entry: dict, top: int, where: str) -> None:
+    def upgrade(entry: dict, top_of, where: str) -> None:
         if "log_volume_sorted" not in entry:
             return
-        values = np.array([-np.inf if value is None else value for value in entry.pop("log_volume_sorted")], np.float64)
-        summary = entry["log_volume"]
-        if (values.size != summary["count"] or np.sum(np.isneginf(values)) != summary["num_infinite"]
-                or np.any(values[1:] < values[:-1])):
-            raise ValueError(f"{where}: the stored log-volumes ({values.size}, sorted or not) disagree with their "
-                             f"summary ({summary['count']} units, {summary['num_infinite']} −∞).")
-        summary["top_finite"] = log_volume_summary(values, top)["top_finite"]
+        try:
+            values = np.array([-np.inf if value is None else value for value in entry["log_volume_sorted"]], np.float64)
+            summary = entry["log_volume"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{where}: a log-volume list without its summary, or not numbers ({error!r}).") from None
+        recomputed = _summary_of_values(values)
+        differing = [key for key in recomputed if summary.get(key) != recomputed[key]]
+        if np.any(np.isnan(values) | np.isposinf(values)) or np.any(values[1:] < values[:-1]) or differing:
+            raise ValueError(f"{where}: the stored log-volumes ({values.size}, sorted or not, NaN/+∞ or not) disagree "
+                             f"with their summary ({', '.join(differing) or 'no field'} differs).")
+        del entry["log_volume_sorted"]
+        summary["top_finite"] = log_volume_summary(values, top_of(values.size))["top_finite"]
 
     explorations = {"exploration": analysis.get("exploration", {}),
                     **{f"exploration_by_length/{length}": entry
                        for length, entry in analysis.get("exploration_by_length", {}).items()}}
     for where, entry in explorations.items():
-        upgrade(entry, exploration.TOP_NEURONS, where)
+        upgrade(entry, lambda units: exploration.TOP_NEURONS, where)
         for layer, layer_entry in entry.get("per_layer", {}).items():
-            upgrade(layer_entry, exploration.top_count(layer_entry["log_volume"]["count"]), f"{where}/{layer}")
+            upgrade(layer_entry, exploration.top_count, f"{where}/{layer}")
     return analysis
 
 

@@ -2,6 +2,8 @@
 
     python scripts/upgrade_run_records.py RECORD.json [RECORD.json ...]
 
+(a RECORD may be a run record of results/<task>/runs/ or a run's analysis.json)
+
 Records written before the log-volumes were summarized keep every unit's sorted log-volume, for the
 network, each layer and each length prefix: 5–8 MB for a convnet run. Each becomes the top values
 the reports read ("top_finite"); the rest of the record is checked to come out unchanged, and the
@@ -15,7 +17,7 @@ import json
 import pathlib
 import sys
 
-from keras_taylor import experiments, report
+from keras_taylor import experiments, storage
 
 
 def _without_log_volumes(record: dict) -> dict:
@@ -38,7 +40,8 @@ def upgrade(path: pathlib.Path) -> str:
         return "already current"
     if _without_log_volumes(upgraded) != _without_log_volumes(record):
         return "NOT upgraded: the upgrade changed more than the log-volume lists"
-    report.write_run_record(upgraded, path)
+    # Written as it is (an analysis.json keeps its per-round losses), atomically.
+    storage.atomic_write(path, lambda handle: handle.write(json.dumps(upgraded, indent=1).encode()))
     return f"upgraded, {len(text.encode()) / 1e6:.2f} MB → {path.stat().st_size / 1e6:.2f} MB"
 
 

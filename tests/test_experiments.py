@@ -10,6 +10,7 @@ import pytest
 from keras_taylor import experiments, exploration, storage
 
 from data_fixtures import write_image_folder
+from record_fixtures import old_schema
 
 
 def test_the_convnet_stops_when_its_training_accuracy_stops_rising(tmp_path, rng, monkeypatch):
@@ -117,31 +118,6 @@ def test_the_log_volume_summary_keeps_the_top_finite_values(rng):
         assert len(summary["top_finite"]) == min(top, size - infinite)
 
 
-def _old_schema(explored: dict, configs: exploration.PackedConfigurations, k: int) -> dict:
-    """`explore_run`'s output as analyses before `log_volume_summary` kept it: every unit's sorted
-    log-volume beside each summary, no "top_finite" (computed here from the activation records)."""
-    old = json.loads(json.dumps(explored))
-    for length, entry in [(None, old["exploration"]), *((int(n), e) for n, e in old["exploration_by_length"].items())]:
-        part = configs if length is None else configs.first_epochs(length)
-        unit_volume = exploration.log_volume(part, k=min(k, len(part) - 1), sort=False)
-
-        def listed(values):
-            return [None if np.isinf(v) else float(v) for v in np.sort(values)]
-
-        del entry["log_volume"]["top_finite"]
-        entry = {key: value for name, item in entry.items()  # the list came right after its summary
-                 for key, value in ([(name, item), ("log_volume_sorted", listed(unit_volume))] if name == "log_volume"
-                                    else [(name, item)])}
-        for name, units in configs.layer_slices.items():
-            del entry["per_layer"][name]["log_volume"]["top_finite"]
-            entry["per_layer"][name]["log_volume_sorted"] = listed(unit_volume[units])
-        if length is None:
-            old["exploration"] = entry
-        else:
-            old["exploration_by_length"][str(length)] = entry
-    return old
-
-
 def test_records_of_the_old_schema_upgrade_to_what_the_analysis_writes_now(tmp_path, rng):
     rounds, points, widths = 12, 40, {"wide": 200, "narrow": 9}
     units = sum(widths.values())
@@ -155,12 +131,33 @@ def test_records_of_the_old_schema_upgrade_to_what_the_analysis_writes_now(tmp_p
     writer.close()
     explored = json.loads(json.dumps(experiments.explore_run(tmp_path / "activations", log_volume_k=4, epochs=11)))
     assert set(explored["exploration_by_length"]) == {"1", "2", "5", "10"}
-    old = _old_schema(explored, exploration.PackedConfigurations.from_run(tmp_path / "activations"), k=4)
+    old = old_schema(explored, exploration.PackedConfigurations.from_run(tmp_path / "activations"), k=4)
     assert "log_volume_sorted" in old["exploration"] and "top_finite" not in old["exploration"]["log_volume"]
     assert json.dumps(experiments.upgrade_analysis(old)) == json.dumps(explored)  # same values, same key order
     assert experiments.upgrade_analysis(json.loads(json.dumps(explored))) == explored  # the current schema: as it is
 
-    corrupt = _old_schema(explored, exploration.PackedConfigurations.from_run(tmp_path / "activations"), k=4)
-    corrupt["exploration_by_length"]["5"]["per_layer"]["narrow"]["log_volume_sorted"].pop()
-    with pytest.raises(ValueError, match="exploration_by_length/5/narrow: the stored log-volumes"):
-        experiments.upgrade_analysis(corrupt)
+    def corrupted(change):
+        record = old_schema(explored, exploration.PackedConfigurations.from_run(tmp_path / "activations"), k=4)
+        change(record["exploration_by_length"]["5"]["per_layer"]["narrow"])
+        return record
+
+    def swap(entry):  # the smallest finite value last: unsorted
+        values = entry["log_volume_sorted"]
+        first = entry["log_volume"]["num_infinite"]
+        assert values[first] < values[-1]
+        values[first], values[-1] = values[-1], values[first]
+
+    changes = {"a unit too few": lambda entry: entry["log_volume_sorted"].pop(),
+               "unsorted": swap,
+               "one more −∞": lambda entry: entry["log_volume_sorted"].__setitem__(entry["log_volume"]["num_infinite"], None),
+               "shifted": lambda entry: entry.update(log_volume_sorted=[v if v is None else v + 10
+                                                                        for v in entry["log_volume_sorted"]]),
+               "NaN": lambda entry: entry["log_volume_sorted"].__setitem__(-1, float("nan")),
+               "+∞": lambda entry: entry["log_volume_sorted"].__setitem__(-1, float("inf"))}
+    for what, change in changes.items():
+        with pytest.raises(ValueError, match="exploration_by_length/5/narrow: the stored log-volumes"):
+            experiments.upgrade_analysis(corrupted(change))
+            pytest.fail(f"{what}: not refused")
+    missing = corrupted(lambda entry: entry.pop("log_volume"))
+    with pytest.raises(ValueError, match="exploration_by_length/5/narrow: a log-volume list without its summary"):
+        experiments.upgrade_analysis(missing)

@@ -113,13 +113,21 @@ def test_plot_log_volume_refuses_a_sample_whose_ranks_disagree_with_it():
                                                                           size, num_infinite)})
 
     draw([0, 3, 6, 9])  # consistent
-    with pytest.raises(ValueError, match="non-decreasing ranks in"):
+    draw([0, 3, 3, 9], sample_values=np.array([-np.inf, 1.0, 1.0, 3.0]))  # a rank twice, its value twice
+    with pytest.raises(ValueError, match="non-decreasing integer ranks in"):
         draw([0, 6, 3, 9])
     with pytest.raises(ValueError, match=r"ranks in \[0, 10\)"):
         draw([0, 3, 6, 10])
-    with pytest.raises(ValueError, match="4 non-decreasing ranks"):
+    with pytest.raises(ValueError, match="4 non-decreasing integer ranks"):
         draw([0, 3, 6])
+    with pytest.raises(ValueError, match="integer ranks"):
+        draw([0.0, 3.5, 6.0, 9.0])
     with pytest.raises(ValueError, match="−∞ exactly at the ranks below num_infinite=4 of 10"):
         draw([0, 3, 6, 9], num_infinite=4)
+    with pytest.raises(ValueError, match="one value per rank"):
+        draw([0, 3, 3, 9])
     with pytest.raises(ValueError, match="ascending values"):
-        draw([0, 3, 6, 9], num_infinite=0, sample_values=values[::-1].copy() + 10)
+        draw([0, 3, 6, 9], num_infinite=0, sample_values=np.array([3.0, 2.0, 1.0, 0.0]))
+    for size, num_infinite in ((5, 7), (10, -2), (10.0, 1)):
+        with pytest.raises(ValueError, match="0 ≤ num_infinite ≤ size"):
+            draw([0, 3, 4, 4], size=size, num_infinite=num_infinite)

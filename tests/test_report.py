@@ -43,6 +43,13 @@ def test_a_layer_with_too_few_finite_units_has_no_top_mean():
     assert record["top_log_volume_mean"]["n"] == 0 and record["units_with_zero_log_volume"]["mean"] == 45
 
 
+def test_a_layer_summarized_without_its_top_values_is_left_out():
+    """Analyses made before the per-layer top values were kept hold a layer's summary only."""
+    exploration = _exploration({"relu_1": [1.0, 2.0, 3.0], "relu_2": [None, 4.0, 5.0, 6.0]})
+    del exploration["per_layer"]["relu_2"]["log_volume"]["top_finite"]
+    assert list(report.per_layer_exploration([exploration])) == ["relu_1"]
+
+
 def test_the_top_means_read_from_summaries_are_those_of_every_unit(rng):
     """The network's top-40 and each layer's top-share means, read from the records' summaries, against
     the means of every unit's sorted log-volume (fresh random volumes, some −inf, layers of many sizes)."""

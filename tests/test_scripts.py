@@ -6,7 +6,9 @@ import pathlib
 
 import numpy as np
 
-from keras_taylor import experiments, storage
+from keras_taylor import experiments, exploration, storage
+
+from record_fixtures import old_schema
 
 _SCRIPTS = pathlib.Path(__file__).resolve().parents[1] / "scripts"
 
@@ -56,20 +58,10 @@ def test_upgrade_run_records_shrinks_old_records_to_what_the_analysis_writes_now
         writer.append("configurations", step=10 * index, epoch=index - 1, packed=np.packbits(config, axis=1))
     writer.close()
     explored = json.loads(json.dumps(experiments.explore_run(tmp_path / "activations", 3, 5)))
-    current = {"run": {"config": {"epochs": 5}}, "analysis_config": {"log_volume_k": 3}, **explored}
-
-    def old_schema(entry):  # every unit's sorted log-volume beside each summary, as analyses kept them
-        def listed(summary):  # below the top, any values not above it
-            top = summary["top_finite"]
-            return [None] * summary["num_infinite"] + top[:1] * (summary["count"] - summary["num_infinite"] - len(top)) + top
-        entry = json.loads(json.dumps(entry))
-        for part in [entry, *entry["per_layer"].values()]:
-            part["log_volume_sorted"] = listed(part["log_volume"])
-            del part["log_volume"]["top_finite"]
-        return entry
-
-    old = {**current, "exploration": old_schema(current["exploration"]),
-           "exploration_by_length": {length: old_schema(e) for length, e in current["exploration_by_length"].items()}}
+    # An analysis.json: its per-round losses are kept as they are (a run record would hold block means).
+    current = {"run": {"config": {"epochs": 5}}, "analysis_config": {"log_volume_k": 3},
+               "rounds": {"steps": list(range(300)), "loss": rng.uniform(0, 1, 300).tolist()}, **explored}
+    old = {**current, **old_schema(explored, exploration.PackedConfigurations.from_run(tmp_path / "activations"), 3)}
     stale, fresh, corrupt = tmp_path / "stale.json", tmp_path / "fresh.json", tmp_path / "corrupt.json"
     stale.write_text(json.dumps(old))
     fresh.write_text(json.dumps(current))

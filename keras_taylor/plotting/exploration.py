@@ -167,12 +167,19 @@ def _log_volume_sample(name: str, values) -> SortedSample:
     if sample is None:
         return SortedSample(np.arange(values.size), values, values.size, int(np.sum(~np.isfinite(values))))
     ranks = np.asarray(sample.ranks)
-    if ranks.shape != values.shape or np.any(np.diff(ranks) < 0) or ranks[0] < 0 or ranks[-1] >= sample.size:
-        raise ValueError(f"{name}: expected {values.size} non-decreasing ranks in [0, {sample.size}). "
-                         f"Received: ranks of shape {ranks.shape} from {ranks.min(initial=0)} to {ranks.max(initial=0)}")
-    if values[0] > values[-1] or np.any(np.isfinite(values) != (ranks >= sample.num_infinite)):
-        raise ValueError(f"{name}: expected ascending values, −∞ exactly at the ranks below num_infinite="
-                         f"{sample.num_infinite} of {sample.size}.")
+    counts = (sample.size, sample.num_infinite)
+    if not all(isinstance(count, (int, np.integer)) for count in counts) or not 0 <= sample.num_infinite <= sample.size:
+        raise ValueError(f"{name}: expected integers 0 ≤ num_infinite ≤ size. Received: size={sample.size!r}, "
+                         f"num_infinite={sample.num_infinite!r}")
+    if (ranks.shape != values.shape or not np.issubdtype(ranks.dtype, np.integer) or np.any(np.diff(ranks) < 0)
+            or ranks[0] < 0 or ranks[-1] >= sample.size):
+        raise ValueError(f"{name}: expected {values.size} non-decreasing integer ranks in [0, {sample.size}). "
+                         f"Received: {ranks.dtype} ranks of shape {ranks.shape}")
+    same_rank = ranks[1:] == ranks[:-1]
+    if values[0] > values[-1] or np.any(np.isfinite(values) != (ranks >= sample.num_infinite)) or np.any(
+            values[1:][same_rank] != values[:-1][same_rank]):
+        raise ValueError(f"{name}: expected ascending values, one value per rank, −∞ exactly at the ranks below "
+                         f"num_infinite={sample.num_infinite} of {sample.size}.")
     return SortedSample(ranks, values, int(sample.size), int(sample.num_infinite))
 
 

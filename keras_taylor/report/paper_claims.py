@@ -91,7 +91,9 @@ def per_layer_exploration(explorations) -> dict:
     """
     per_layer = {}
     for layer in explorations[0].get("per_layer", {}):
-        records = [e["per_layer"][layer] for e in explorations if "log_volume" in e["per_layer"].get(layer, {})]
+        # Analyses from before per-layer top values were kept have a layer's summary only: left out.
+        records = [e["per_layer"][layer] for e in explorations
+                   if "top_finite" in e["per_layer"].get(layer, {}).get("log_volume", {})]
         if not records:
             continue
         units = records[0]["log_volume"]["count"]
