@@ -49,11 +49,12 @@ def _binary(name: str, *arguments: str) -> None:
 
 
 # The convnet is recorded as results/convnet's runs are (issue 13): layer scale of the dense layers,
-# 10 filters/units per layer at neuron scale, 16 examples every 10th step, 120 activation records on
-# 500 probe images.
-_RECORDING = {"autoencoder": ("--storage_budget_gib=16",),
-              "convnet": ("--scales=neuron,layer", "--layer_scale_layers=relu_fc,logits", "--neurons_per_layer=10",
-                          "--taylor_every=10", "--taylor_examples=16", "--activation_records=120")}
+# 10 filters/units per layer at neuron scale, 16 examples every 10th step, activations of 500 probe
+# images twice an epoch (those runs' 120 records over the 60-epoch cap: every 39th step).
+_RECORDING = {"autoencoder": lambda epochs: ("--storage_budget_gib=16",),
+              "convnet": lambda epochs: ("--scales=neuron,layer", "--layer_scale_layers=relu_fc,logits",
+                                         "--neurons_per_layer=10", "--taylor_every=10", "--taylor_examples=16",
+                                         f"--activation_records={2 * epochs}")}
 _PROBES = {"autoencoder": 10000, "convnet": 500}
 
 
@@ -86,7 +87,7 @@ def _per_point_seconds(analysis: dict) -> str:
 def _by_length(epochs: int) -> str:
     work_dir = pathlib.Path(_WORK_DIR.value) / f"epochs{epochs}"
     plain = _train(epochs, work_dir / "plain", "--notaylor", "--noactivations")
-    recorded = _train(epochs, work_dir / "recorded", *_RECORDING[_TASK.value])
+    recorded = _train(epochs, work_dir / "recorded", *_RECORDING[_TASK.value](epochs))
     if not (recorded / "analysis.json").exists():
         _binary("analyze", f"--run_dirs={recorded}", f"--grid_points={_GRID_POINTS.value}",
                 f"--neurons_per_layer={_NEURONS.value}")

@@ -38,6 +38,9 @@ DEFAULT_CHUNK_POINTS = 2048
 # Eigenvalues of the exactly centered Gram below this multiple of N·eps·λ_max are
 # rounding of the eigensolver (see `centered_singular_values`).
 _ZERO_EIGENVALUE_FACTOR = 10.0
+# What `centered_singular_values` holds at once, about: units are taken in blocks whose [units, N, N]
+# co-activation counts, their centered copies and decompositions, and a chunk's unpacked bits fit.
+_SINGULAR_VALUES_MEMORY = 512 * 2**20
 # A run's "top" explorers: the paper compares Adam's top ~40 of the autoencoder's 180 hidden units
 # with RMSProp's; per layer, the same share of the layer's units (`top_count`).
 TOP_NEURONS = 40
@@ -469,8 +472,10 @@ def centered_singular_values(configs: Configurations, chunk_size: int = DEFAULT_
 
     Args:
         configs: bool `[N, D, M]` or `PackedConfigurations`.
-        chunk_size: Probe points processed at a time (memory ≈ 13·N·chunk_size·ceil(M/8) bytes:
-            61 MB for N=100, M=180 and the default 2048).
+        chunk_size: Probe points processed at a time. Units are taken in blocks sized so that
+            about 40·N² bytes per unit (counts, their centered copy, the decomposition) and
+            13·N·chunk_size bytes per 8 units (a chunk's bits) stay near 512 MB whatever M:
+            one block for the autoencoder's 180 units, 32 for 24,288 convnet units at N = 121.
 
     Returns:
         float64 `[M, min(N, D)]`, each row descending, zeros exact; a row's count of
@@ -481,8 +486,22 @@ def centered_singular_values(configs: Configurations, chunk_size: int = DEFAULT_
     """
     configs = _as_packed(configs)
     _check_chunk_size(chunk_size)
-    rounds = configs.num_rounds
-    coactivations = _coactivations(configs, chunk_size)
+    rounds, num_bytes = configs.num_rounds, configs.packed.shape[2]
+    # Per byte of packed units (8 units): ~5 [N, N] arrays of 8-byte numbers per unit, and a chunk's
+    # bits unpacked and repacked (~13·N·chunk bytes; see `_coactivations`).
+    per_byte = 8 * 5 * 8 * rounds * rounds + 13 * rounds * min(chunk_size, configs.num_points)
+    block = max(1, _SINGULAR_VALUES_MEMORY // per_byte)
+    width = min(rounds, configs.num_points)
+    singular_values = np.empty((configs.num_units, width))
+    for first in range(0, num_bytes, block):
+        coactivations = _coactivations(configs, chunk_size, slice(first, min(first + block, num_bytes)))
+        singular_values[8 * first:8 * first + len(coactivations)] = _centered_singular_values(
+            coactivations, rounds)[:, :width]
+    return singular_values
+
+
+def _centered_singular_values(coactivations: np.ndarray, rounds: int) -> np.ndarray:
+    """`[m, N]` descending: the centered singular values of units with co-activations `[m, N, N]`."""
     row_sums = coactivations.sum(axis=2)
     total = row_sums.sum(axis=1)
     scaled_centered = (rounds * rounds * coactivations
@@ -491,7 +510,7 @@ def centered_singular_values(configs: Configurations, chunk_size: int = DEFAULT_
     eigenvalues = np.linalg.eigvalsh(scaled_centered.astype(np.float64))[:, ::-1]
     threshold = _ZERO_EIGENVALUE_FACTOR * rounds * np.finfo(np.float64).eps * eigenvalues[:, :1]
     eigenvalues = np.where(eigenvalues > threshold, eigenvalues, 0.0)
-    return np.sqrt(eigenvalues[:, :min(rounds, configs.num_points)]) / rounds
+    return np.sqrt(eigenvalues) / rounds
 
 
 def log_volume_from_singular_values(singular_values: np.ndarray, k: int = 50, sort: bool = True) -> np.ndarray:
@@ -610,16 +629,19 @@ def _as_words(bits: np.ndarray) -> np.ndarray:
     return words.view(np.uint64)
 
 
-def _coactivations(configs: PackedConfigurations, chunk_size: int) -> np.ndarray:
-    """int64 `[M, N, N]`: entry (m, n, k) counts the points where unit m is on in rounds n and k."""
-    rounds, num_units = configs.num_rounds, configs.num_units
-    num_bytes = configs.packed.shape[2]
+def _coactivations(configs: PackedConfigurations, chunk_size: int, packed_bytes: slice = slice(None)) -> np.ndarray:
+    """int64 `[m, N, N]`: entry (m, n, k) counts the points where unit m is on in rounds n and k, for
+    the units packed in `packed_bytes` (a step-1 slice of the bytes; default all M units)."""
+    rounds = configs.num_rounds
+    first, stop, _ = packed_bytes.indices(configs.packed.shape[2])
+    num_bytes = stop - first
+    units = np.arange(min(8 * stop, configs.num_units) - 8 * first)  # the block's units, from unit 8·first
     # Unpacking along a new leading axis puts bit j of byte b, unit 8b + j, in row
     # j·B + b of a unit-major array, without transposing the 8× larger unpacked bits.
     # Padding units (zeroed bits) are counted and dropped.
-    unit_rows = (np.arange(num_units) % 8) * num_bytes + np.arange(num_units) // 8
+    unit_rows = (units % 8) * num_bytes + units // 8
     counts = np.zeros((8 * num_bytes, rounds, rounds), np.int64)
-    for chunk in _masked_chunks(configs, chunk_size):
+    for chunk in _masked_chunks(configs, chunk_size, packed_bytes):
         byte_major = np.ascontiguousarray(chunk.transpose(2, 0, 1))[None]
         unit_bits = np.unpackbits(byte_major, axis=0).reshape(8 * num_bytes, rounds, -1)
         # Repacked along the points, one AND and popcount compares 64 points at once
@@ -634,11 +656,12 @@ def _coactivations(configs: PackedConfigurations, chunk_size: int) -> np.ndarray
     return counts[unit_rows]
 
 
-def _masked_chunks(configs: PackedConfigurations, chunk_size: int):
-    """Yields uint8 `[N, d, B]` copies of consecutive probe-point chunks, padding bits zeroed."""
-    mask = _padding_mask(configs.num_units)
+def _masked_chunks(configs: PackedConfigurations, chunk_size: int, packed_bytes: slice = slice(None)):
+    """Yields uint8 `[N, d, b]` copies of consecutive probe-point chunks of the bytes `packed_bytes`
+    (default all), padding bits zeroed."""
+    mask = _padding_mask(configs.num_units)[packed_bytes]
     for start in range(0, configs.num_points, chunk_size):
-        yield configs.packed[:, start:start + chunk_size] & mask
+        yield configs.packed[:, start:start + chunk_size, packed_bytes] & mask
 
 
 def _check_chunk_size(chunk_size: int) -> None:

@@ -193,6 +193,22 @@ def test_singular_values_and_log_volume_match_svd(shape, chunk_size, structure, 
         _assert_log_volumes_close(exploration.log_volume_from_singular_values(values, k, sort=False), expected)
 
 
+@pytest.mark.parametrize("bytes_per_block", [1, 2])
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_singular_values_of_units_taken_in_blocks_are_those_of_all_at_once(shape, bytes_per_block, rng,
+                                                                           monkeypatch):
+    """Many units (a convnet's 24,288) are decomposed in blocks of packed bytes to bound memory: blocks
+    of 8 and 16 units (the last one partial) give the SVD's values, bit for bit those of one block."""
+    configs = _random_configurations(rng, shape)
+    at_once = exploration.centered_singular_values(configs, chunk_size=4)
+    rounds, points = shape[:2]
+    per_byte = 8 * 5 * 8 * rounds * rounds + 13 * rounds * min(4, points)
+    monkeypatch.setattr(exploration, "_SINGULAR_VALUES_MEMORY", bytes_per_block * per_byte + per_byte // 2)
+    blocked = exploration.centered_singular_values(configs, chunk_size=4)
+    np.testing.assert_array_equal(blocked, at_once)
+    assert_close(blocked, _naive_singular_values(configs), "float64")
+
+
 def test_log_volume_is_minus_infinity_exactly_when_rank_is_below_k(rng):
     rounds, points = 9, 400
     configs = _random_configurations(rng, (rounds, points, 4))
