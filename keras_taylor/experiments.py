@@ -441,13 +441,13 @@ def upgrade_analysis(analysis: dict) -> dict:
             summary = entry["log_volume"]
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{where}: a log-volume list without its summary, or not numbers ({error!r}).") from None
-        recomputed = _summary_of_values(values)
-        differing = [key for key in recomputed if summary.get(key) != recomputed[key]]
+        recomputed = log_volume_summary(values, top_of(values.size))
+        differing = [key for key in recomputed if key != "top_finite" and summary.get(key) != recomputed[key]]
         if np.any(np.isnan(values) | np.isposinf(values)) or np.any(values[1:] < values[:-1]) or differing:
             raise ValueError(f"{where}: the stored log-volumes ({values.size}, sorted or not, NaN/+∞ or not) disagree "
                              f"with their summary ({', '.join(differing) or 'no field'} differs).")
         del entry["log_volume_sorted"]
-        summary["top_finite"] = log_volume_summary(values, top_of(values.size))["top_finite"]
+        summary["top_finite"] = recomputed["top_finite"]
 
     explorations = {"exploration": analysis.get("exploration", {}),
                     **{f"exploration_by_length/{length}": entry

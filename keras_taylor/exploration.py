@@ -475,7 +475,7 @@ def centered_singular_values(configs: Configurations, chunk_size: int = DEFAULT_
         chunk_size: Probe points processed at a time. Units are taken in blocks sized so that
             about 40·N² bytes per unit (counts, their centered copy, the decomposition) and
             13·N·chunk_size bytes per 8 units (a chunk's bits) stay near 512 MB whatever M:
-            one block for the autoencoder's 180 units, 32 for 24,288 convnet units at N = 121.
+            one block for the autoencoder's 180 units, 31 for 24,288 convnet units at N = 121.
 
     Returns:
         float64 `[M, min(N, D)]`, each row descending, zeros exact; a row's count of

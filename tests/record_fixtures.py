@@ -1,10 +1,21 @@
-"""Run records as earlier versions of the analysis wrote them."""
+"""Activation records of a run, and run records as earlier versions of the analysis wrote them."""
 
 import json
 
 import numpy as np
 
-from keras_taylor import exploration
+from keras_taylor import exploration, storage
+
+
+def write_activations(directory, configs: np.ndarray, widths: dict) -> None:
+    """Writes bool configurations `[N, D, M]` as an `ActivationRecorder` run of layers `widths`
+    (name → units, in order): record n at step 10·n of epoch n − 1."""
+    manifest = {"kind": "activations", "num_units": configs.shape[2], "layer_order": list(widths),
+                "layers": {name: {"shape": [width], "units": list(range(width))} for name, width in widths.items()}}
+    writer = storage.RunWriter(directory, manifest)
+    for index, config in enumerate(configs):
+        writer.append("configurations", step=10 * index, epoch=index - 1, packed=np.packbits(config, axis=1))
+    writer.close()
 
 
 def old_schema(explored: dict, configs: exploration.PackedConfigurations, k: int) -> dict:

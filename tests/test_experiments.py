@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from keras_taylor import experiments, exploration, storage
+from keras_taylor import experiments, exploration
 
 from data_fixtures import write_image_folder
-from record_fixtures import old_schema
+from record_fixtures import old_schema, write_activations
 
 
 def test_the_convnet_stops_when_its_training_accuracy_stops_rising(tmp_path, rng, monkeypatch):
@@ -50,12 +50,7 @@ def test_exploration_without_the_units_dead_at_the_end(tmp_path, rng):
     configs[:, :, 3] = False  # dead throughout
     configs[4:, :, 7] = False  # dies at record 4: switches off on every point on the way
     configs[:4, 0, 7] = True
-    manifest = {"kind": "activations", "num_units": configs.shape[2], "layer_order": list(widths),
-                "layers": {name: {"shape": [width], "units": list(range(width))} for name, width in widths.items()}}
-    writer = storage.RunWriter(tmp_path / "activations", manifest)
-    for index, config in enumerate(configs):
-        writer.append("configurations", step=index * 10, epoch=index - 1, packed=np.packbits(config, axis=1))
-    writer.close()
+    write_activations(tmp_path / "activations", configs, widths)
 
     explored = experiments.explore_run(tmp_path / "activations", log_volume_k=3, epochs=5)["exploration"]
     alive = np.ones(configs.shape[2], bool)
@@ -75,21 +70,14 @@ def test_exploration_without_the_units_dead_at_the_end(tmp_path, rng):
     assert alive_at_end["switches"]["mean_finite"] != pytest.approx(
         explored["switches"]["mean_finite"] * configs.shape[2] / 9)
     every_unit_dead = tmp_path / "dead"
-    writer = storage.RunWriter(every_unit_dead, manifest)
-    for index in range(3):
-        writer.append("configurations", step=index, epoch=index - 1,
-                      packed=np.packbits(np.zeros(configs.shape[1:], bool), axis=1))
-    writer.close()
+    write_activations(every_unit_dead, np.zeros((3, *configs.shape[1:]), bool), widths)
     nothing_alive = experiments.explore_run(every_unit_dead, log_volume_k=1, epochs=2)["exploration"]["alive_at_end"]
     assert nothing_alive == {"units": 0, "min_hamming_normalized": None, "switches": None, "log_volume": None}
     # No unit dead: the metrics over the alive units are those over all units.
     none_dead = tmp_path / "none_dead"
-    writer = storage.RunWriter(none_dead, manifest)
-    for index, config in enumerate(configs):
-        config = config.copy()
-        config[0] = True  # every unit on at the first probe point
-        writer.append("configurations", step=index, epoch=index - 1, packed=np.packbits(config, axis=1))
-    writer.close()
+    all_on_first = configs.copy()
+    all_on_first[:, 0] = True  # every unit on at the first probe point
+    write_activations(none_dead, all_on_first, widths)
     everyone = experiments.explore_run(none_dead, log_volume_k=3, epochs=5)["exploration"]
     assert everyone["alive_at_end"]["units"] == configs.shape[2]
     for key in ("min_hamming_normalized", "switches"):
@@ -123,12 +111,7 @@ def test_records_of_the_old_schema_upgrade_to_what_the_analysis_writes_now(tmp_p
     units = sum(widths.values())
     configs = rng.random((rounds, points, units)) < rng.uniform(0.05, 0.95, units)
     configs[:, :, rng.choice(units, 30, replace=False)] = False  # dead throughout: −∞ log-volumes
-    manifest = {"kind": "activations", "num_units": units, "layer_order": list(widths),
-                "layers": {name: {"shape": [width], "units": list(range(width))} for name, width in widths.items()}}
-    writer = storage.RunWriter(tmp_path / "activations", manifest)
-    for index, config in enumerate(configs):
-        writer.append("configurations", step=index * 10, epoch=index - 1, packed=np.packbits(config, axis=1))
-    writer.close()
+    write_activations(tmp_path / "activations", configs, widths)
     explored = json.loads(json.dumps(experiments.explore_run(tmp_path / "activations", log_volume_k=4, epochs=11)))
     assert set(explored["exploration_by_length"]) == {"1", "2", "5", "10"}
     old = old_schema(explored, exploration.PackedConfigurations.from_run(tmp_path / "activations"), k=4)

@@ -6,9 +6,9 @@ import pathlib
 
 import numpy as np
 
-from keras_taylor import experiments, exploration, storage
+from keras_taylor import experiments, exploration
 
-from record_fixtures import old_schema
+from record_fixtures import old_schema, write_activations
 
 _SCRIPTS = pathlib.Path(__file__).resolve().parents[1] / "scripts"
 
@@ -23,12 +23,7 @@ def _script(name: str):
 def test_update_run_exploration_adds_what_is_new_only_where_the_stored_metrics_agree(tmp_path, rng):
     configs = rng.random((5, 12, 9)) < 0.5
     configs[:, :, 2] = False  # a dead unit
-    manifest = {"kind": "activations", "num_units": 9, "layer_order": ["a", "b"],
-                "layers": {"a": {"shape": [4], "units": list(range(4))}, "b": {"shape": [5], "units": list(range(5))}}}
-    writer = storage.RunWriter(tmp_path / "run" / "activations", manifest)
-    for index, config in enumerate(configs):
-        writer.append("configurations", step=10 * index, epoch=index - 1, packed=np.packbits(config, axis=1))
-    writer.close()
+    write_activations(tmp_path / "run" / "activations", configs, {"a": 4, "b": 5})
     explored = json.loads(json.dumps(experiments.explore_run(tmp_path / "run" / "activations", 3, 4),
                                      default=lambda number: number.item()))
     old = {key: {length: {k: v for k, v in entry.items() if k != "alive_at_end"} for length, entry in value.items()}
@@ -51,12 +46,7 @@ def test_update_run_exploration_adds_what_is_new_only_where_the_stored_metrics_a
 def test_upgrade_run_records_shrinks_old_records_to_what_the_analysis_writes_now(tmp_path, rng):
     configs = rng.random((6, 20, 70)) < rng.uniform(0.1, 0.9, 70)
     configs[:, :, :8] = False  # dead units: −∞ log-volumes
-    manifest = {"kind": "activations", "num_units": 70, "layer_order": ["a", "b"],
-                "layers": {"a": {"shape": [60], "units": list(range(60))}, "b": {"shape": [10], "units": list(range(10))}}}
-    writer = storage.RunWriter(tmp_path / "activations", manifest)
-    for index, config in enumerate(configs):
-        writer.append("configurations", step=10 * index, epoch=index - 1, packed=np.packbits(config, axis=1))
-    writer.close()
+    write_activations(tmp_path / "activations", configs, {"a": 60, "b": 10})
     explored = json.loads(json.dumps(experiments.explore_run(tmp_path / "activations", 3, 5)))
     # An analysis.json: its per-round losses are kept as they are (a run record would hold block means).
     current = {"run": {"config": {"epochs": 5}}, "analysis_config": {"log_volume_k": 3},

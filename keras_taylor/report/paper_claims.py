@@ -12,8 +12,6 @@ from keras_taylor.exploration import TOP_NEURONS, TOP_SHARE, top_count
 from keras_taylor.report.records import RoundLossSummary, analyzed_layers, optimizer_of
 
 
-
-
 def _mean_std(values) -> dict:
     values = np.asarray([v for v in values if v is not None and np.isfinite(v)], np.float64)
     if values.size == 0:
